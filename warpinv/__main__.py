@@ -1,0 +1,3 @@
+from warpinv.cli import main
+
+raise SystemExit(main())
