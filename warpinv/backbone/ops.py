@@ -1,0 +1,249 @@
+"""Pure-PyTorch equivalents of StyleGAN2's custom ops, as EG3D uses them.
+
+The official code ships CUDA kernels (``bias_act``, ``upfirdn2d``) with reference fallbacks that it
+takes off-CUDA. These functions compute the same thing with plain PyTorch, on every device.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SQRT2 = math.sqrt(2.0)
+LRELU_SLOPE = 0.2
+#: Default gain per activation (StyleGAN2's ``def_gain``): keeps the signal's second moment.
+ACTIVATION_GAIN = {"linear": 1.0, "lrelu": SQRT2}
+
+
+def bias_act(
+    x: Tensor,
+    b: Tensor | None = None,
+    act: str = "linear",
+    gain: float | None = None,
+    clamp: float | None = None,
+    dim: int = 1,
+) -> Tensor:
+    """``clamp(act(x + b) * gain, -clamp, clamp)`` with ``b`` broadcast along ``dim``.
+
+    Args:
+        x: any shape; ``b`` has ``x.shape[dim]`` entries.
+        act: ``"linear"`` or ``"lrelu"`` (slope 0.2).
+        gain: defaults to the activation's gain (1 for linear, sqrt(2) for lrelu).
+        clamp: symmetric clamp of the output, ``None`` for none.
+
+    Example:
+        >>> bias_act(torch.tensor([[-1.0, 2.0]]), torch.tensor([0.0, 1.0]), act="lrelu")
+        tensor([[-0.2828,  4.2426]])
+    """
+    if act not in ACTIVATION_GAIN:
+        raise ValueError(f"unsupported activation {act!r}; expected one of {sorted(ACTIVATION_GAIN)}")
+    if b is not None:
+        shape = [-1 if i == dim else 1 for i in range(x.ndim)]
+        x = x + b.reshape(shape)
+    if act == "lrelu":
+        x = F.leaky_relu(x, LRELU_SLOPE)
+    gain = ACTIVATION_GAIN[act] if gain is None else gain
+    if gain != 1:
+        x = x * gain
+    if clamp is not None and clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def setup_filter(taps: Sequence[float] = (1, 3, 3, 1)) -> Tensor:
+    """Normalised separable 2D FIR filter ``outer(k, k) / sum``, as StyleGAN2's ``setup_filter``.
+
+    Example:
+        >>> setup_filter().sum().item(), setup_filter().shape
+        (1.0, torch.Size([4, 4]))
+    """
+    k = torch.as_tensor(taps, dtype=torch.float32)
+    f = torch.outer(k, k)
+    return f / f.sum()
+
+
+def upfirdn2d(
+    x: Tensor,
+    f: Tensor,
+    up: int = 1,
+    down: int = 1,
+    padding: Sequence[int] = (0, 0, 0, 0),
+    flip_filter: bool = False,
+    gain: float = 1.0,
+) -> Tensor:
+    """Upsample (zero insertion), pad or crop, FIR-filter, then downsample.
+
+    The four steps of StyleGAN2's ``upfirdn2d``: a true convolution with ``f`` (the filter is
+    flipped unless ``flip_filter``) scaled by ``gain``; padding is ``(x0, x1, y0, y1)`` and may be
+    negative (a crop).
+
+    Args:
+        x: ``(N, C, H, W)``.
+        f: ``(fh, fw)`` filter.
+
+    Returns:
+        ``(N, C, H', W')`` with ``H' = (H*up + y0 + y1 - fh) // down + 1``.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"upfirdn2d expects (N, C, H, W), got {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    px0, px1, py0, py1 = padding
+    if up > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    f = f.to(x.dtype) * gain
+    if not flip_filter:
+        f = f.flip([0, 1])
+    weight = f[None, None].expand(c, 1, *f.shape)
+    x = F.conv2d(x, weight, groups=c)
+    return x[:, :, ::down, ::down]
+
+
+def _binomial_pass(x: Tensor, dim: int, pad_before: int, pad_after: int) -> Tensor:
+    """1D filter ``[1, 3, 3, 1] / 4`` along ``dim`` with zero padding (fast path of the FIR below)."""
+    pad = [0, 0] * (x.ndim - 1 - dim) + [pad_before, pad_after]
+    xp = F.pad(x, pad)
+    length = xp.shape[dim] - 3
+    taps = [xp.narrow(dim, t, length) for t in range(4)]
+    return (taps[0] + taps[3] + 3.0 * (taps[1] + taps[2])) * 0.25
+
+
+def is_binomial4(f: Tensor) -> bool:
+    """True when ``f`` is ``setup_filter([1, 3, 3, 1])``, the only filter EG3D uses."""
+    return f.shape == (4, 4) and bool(torch.allclose(f.float().cpu(), setup_filter(), atol=1e-7))
+
+
+def filter2d_binomial(x: Tensor, pad: int = 1) -> Tensor:
+    """``upfirdn2d(x, setup_filter([1,3,3,1]), padding=pad, gain=4)`` via two separable passes.
+
+    This is the FIR that follows a stride-2 transposed convolution: ``(N, C, 2H+1, 2H+1)`` in,
+    ``(N, C, 2H, 2H)`` out for ``pad=1``.
+    """
+    x = _binomial_pass(x, 2, pad, pad)
+    return _binomial_pass(x, 3, pad, pad)
+
+
+def upsample2d(x: Tensor, f: Tensor) -> Tensor:
+    """2x upsampling with FIR filter ``f`` and gain 4, as StyleGAN2's ``upsample2d``.
+
+    Args:
+        x: ``(N, C, H, W)``.
+
+    Returns:
+        ``(N, C, 2H, 2W)``.
+    """
+    if is_binomial4(f):
+        # Polyphase form of zero-insertion + [1,3,3,1] filtering: even outputs (x[i-1] + 3x[i]) / 4,
+        # odd outputs (3x[i] + x[i+1]) / 4. Same values as the generic path, a fraction of the work.
+        return _upsample_binomial(_upsample_binomial(x, 2), 3)
+    fh, fw = f.shape
+    pad = [(fw + 1) // 2, (fw - 2) // 2, (fh + 1) // 2, (fh - 2) // 2]
+    return upfirdn2d(x, f, up=2, padding=pad, gain=4.0)
+
+
+def _upsample_binomial(x: Tensor, dim: int) -> Tensor:
+    size = x.shape[dim]
+    pad = [0, 0] * (x.ndim - 1 - dim) + [1, 1]
+    xp = F.pad(x, pad)
+    prev, cur, nxt = (xp.narrow(dim, k, size) for k in range(3))
+    even = (prev + 3.0 * cur) * 0.25
+    odd = (3.0 * cur + nxt) * 0.25
+    out = torch.stack([even, odd], dim=dim + 1)
+    shape = list(x.shape)
+    shape[dim] = 2 * size
+    return out.reshape(shape)
+
+
+def conv2d_up2(x: Tensor, w: Tensor, f: Tensor, groups: int = 1) -> Tensor:
+    """3x3 convolution with 2x upsampling, as StyleGAN2's ``conv2d_resample(up=2, padding=1)``.
+
+    A stride-2 transposed convolution with the (unflipped) weight, then the FIR ``f`` with gain 4 and
+    one pixel of zero padding on each side.
+
+    Args:
+        x: ``(N, groups*I, H, W)``.
+        w: ``(groups*O, I, k, k)``.
+
+    Returns:
+        ``(N, groups*O, 2H, 2W)`` for ``k = 3``.
+    """
+    out_ch, in_per_group, kh, kw = w.shape
+    w = w.reshape(groups, out_ch // groups, in_per_group, kh, kw).transpose(1, 2)
+    w = w.reshape(groups * in_per_group, out_ch // groups, kh, kw)
+    x = F.conv_transpose2d(x, w, stride=2, groups=groups)
+    if is_binomial4(f):
+        return filter2d_binomial(x, pad=1)
+    fh, fw = f.shape
+    px0 = (fw + 1) // 2 - (kw - 1) + 1
+    px1 = (fw - 2) // 2 - (kw - 2) + 1
+    py0 = (fh + 1) // 2 - (kh - 1) + 1
+    py1 = (fh - 2) // 2 - (kh - 2) + 1
+    return upfirdn2d(x, f, padding=[px0, px1, py0, py1], gain=4.0)
+
+
+def modulated_conv2d(
+    x: Tensor,
+    weight: Tensor,
+    styles: Tensor,
+    noise: Tensor | None = None,
+    up: int = 1,
+    padding: int = 0,
+    resample_filter: Tensor | None = None,
+    demodulate: bool = True,
+    fused_modconv: bool = True,
+) -> Tensor:
+    """StyleGAN2 modulated convolution (optionally demodulated), fused or not.
+
+    Fused: one grouped convolution with per-sample weights. Non-fused: scale the activations before
+    and after a shared convolution. Both compute the same function; the official code uses the fused
+    form in eval and the non-fused one in training (``fused_modconv_default='inference_only'``).
+
+    Args:
+        x: ``(N, I, H, W)``.
+        weight: ``(O, I, k, k)``.
+        styles: ``(N, I)``.
+        noise: broadcastable to ``(N, O, H', W')``, added after the convolution.
+        up: 1, or 2 for a 2x upsampling convolution (needs ``resample_filter``).
+
+    Returns:
+        ``(N, O, H', W')`` with ``H' = H * up``.
+    """
+    n = x.shape[0]
+    out_ch, in_ch, kh, kw = weight.shape
+    if x.dtype == torch.float16 and demodulate:
+        # Official fp16 guard: pre-normalise weights and styles by their max-norm to avoid overflow.
+        weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)
+    dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt() if demodulate else None
+    if not fused_modconv:
+        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+        x = _conv(x, weight.to(x.dtype), up, padding, resample_filter, groups=1)
+        if dcoefs is not None:
+            x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+        if noise is not None:
+            x = x + noise.to(x.dtype)
+        return x
+    if dcoefs is not None:
+        w = w * dcoefs.reshape(n, -1, 1, 1, 1)
+    x = x.reshape(1, -1, *x.shape[2:])
+    w = w.reshape(-1, in_ch, kh, kw)
+    x = _conv(x, w.to(x.dtype), up, padding, resample_filter, groups=n)
+    x = x.reshape(n, -1, *x.shape[2:])
+    if noise is not None:
+        x = x + noise.to(x.dtype)
+    return x
+
+
+def _conv(x: Tensor, w: Tensor, up: int, padding: int, f: Tensor | None, groups: int) -> Tensor:
+    if up == 1:
+        return F.conv2d(x, w, padding=padding, groups=groups)
+    if up != 2 or f is None or padding != w.shape[-1] // 2:
+        raise NotImplementedError("only up=1, or up=2 with a FIR filter and same-padding, are used by EG3D")
+    return conv2d_up2(x, w, f, groups=groups)

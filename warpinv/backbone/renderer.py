@@ -1,0 +1,380 @@
+"""EG3D's tri-plane volume renderer: plane sampling, the OSG decoder, ray marching, importance sampling.
+
+Official quirks kept on purpose (see ``../shared/reference/eg3d.md`` section (b)):
+
+- the third plane is sampled at ``(z, x)``, not ``(y, z)``;
+- densities are averaged between samples, then ``softplus(sigma - 1)``;
+- the composite depth is clamped to the min/max of *all* sample depths of the call (batch-wide);
+- the marcher maps all feature channels to ``2c - 1``, not only RGB;
+- importance sampling never uses the last midpoint interval.
+
+``deterministic=True`` removes every random draw: coarse depths are exactly
+``linspace(ray_start, ray_end, D)`` and importance samples use ``u = linspace(0, 1, N)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from warpinv.backbone.stylegan2 import FullyConnectedLayer
+
+#: For each plane, which point coordinates become the grid's (u, v) = (width, height) axes.
+#: Plane 2 reads (z, x): the official projection's quirk.
+PLANE_AXES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (2, 0))
+
+#: A radiance field evaluated at points: (coordinates (N,P,3), directions (N,P,3)) -> dict with
+#: ``rgb`` (N,P,C) and ``sigma`` (N,P,1) (raw, before the marcher's softplus), optionally ``blend``.
+RadianceField = Callable[[Tensor, Tensor], dict[str, Tensor]]
+
+
+def project_onto_planes(coordinates: Tensor) -> Tensor:
+    """Grid coordinates of points on the three planes.
+
+    Args:
+        coordinates: ``(N, M, 3)`` points, already scaled to the ``[-1, 1]`` box.
+
+    Returns:
+        ``(N, 3, M, 2)`` ``(u, v)`` per plane.
+    """
+    return torch.stack([coordinates[..., list(axes)] for axes in PLANE_AXES], dim=1)
+
+
+def sample_from_planes(planes: Tensor, coordinates: Tensor, box_warp: float) -> Tensor:
+    """Bilinear features of points from tri-planes; points outside the box read zeros.
+
+    Args:
+        planes: ``(N, 3, C, H, W)``.
+        coordinates: ``(N, M, 3)`` world points; the box ``[-box_warp/2, box_warp/2]^3`` maps to
+            ``[-1, 1]^3``.
+
+    Returns:
+        ``(N, 3, M, C)`` features per plane.
+    """
+    n, n_planes, c, h, w = planes.shape
+    m = coordinates.shape[1]
+    grid = project_onto_planes((2.0 / box_warp) * coordinates).reshape(n * n_planes, 1, m, 2)
+    out = F.grid_sample(planes.reshape(n * n_planes, c, h, w), grid.float(), mode="bilinear",
+                        padding_mode="zeros", align_corners=False)
+    return out.reshape(n, n_planes, c, m).transpose(2, 3)
+
+
+class OSGDecoder(nn.Module):
+    """EG3D's tiny MLP: mean plane feature -> (raw sigma, sigmoid-clamped features).
+
+    ``FC(C -> 64) -> Softplus -> FC(64 -> 1 + out)``; ray directions are ignored, as in the official
+    decoder. Parameter names ``net.0.*`` and ``net.2.*`` match the official state dict.
+    """
+
+    def __init__(self, n_features: int = 32, hidden_dim: int = 64, output_dim: int = 32, lr_multiplier: float = 1.0):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.net = nn.Sequential(
+            FullyConnectedLayer(n_features, hidden_dim, lr_multiplier=lr_multiplier),
+            nn.Softplus(),
+            FullyConnectedLayer(hidden_dim, 1 + output_dim, lr_multiplier=lr_multiplier),
+        )
+
+    def forward(self, sampled_features: Tensor, ray_directions: Tensor | None = None) -> dict[str, Tensor]:
+        """``sampled_features``: ``(N, 3, M, C)`` -> ``rgb (N, M, out)``, ``sigma (N, M, 1)``."""
+        del ray_directions
+        x = sampled_features.mean(1)
+        n, m, c = x.shape
+        x = self.net(x.reshape(n * m, c)).reshape(n, m, -1)
+        # MipNeRF's widened sigmoid, so 0 and 1 are reachable.
+        rgb = torch.sigmoid(x[..., 1:]) * (1 + 2 * 0.001) - 0.001
+        return {"rgb": rgb, "sigma": x[..., 0:1]}
+
+
+@dataclass
+class MarchResult:
+    """Composited ray quantities.
+
+    Attributes:
+        rgb: ``(N, M, C)`` features mapped to ``2c - 1``.
+        depth: ``(N, M, 1)`` expected distance along the unit ray.
+        weights: ``(N, M, S-1, 1)`` per-interval weights.
+    """
+
+    rgb: Tensor
+    depth: Tensor
+    weights: Tensor
+
+
+def _midpoints(x: Tensor) -> Tensor:
+    return (x[:, :, :-1] + x[:, :, 1:]) / 2
+
+
+def _alpha(sigma: Tensor, deltas: Tensor) -> Tensor:
+    """Opacity of each interval from raw densities at its two ends: ``softplus(mean - 1)``."""
+    return 1 - torch.exp(-F.softplus(_midpoints(sigma) - 1) * deltas)
+
+
+def _transmittance(survive: Tensor) -> Tensor:
+    """Exclusive cumulative product along samples, with the official ``+1e-10`` on each factor."""
+    shifted = torch.cat([torch.ones_like(survive[:, :, :1]), survive + 1e-10], dim=-2)
+    return torch.cumprod(shifted, dim=-2)[:, :, :-1]
+
+
+def _finish(rgb: Tensor, weights: Tensor, depths: Tensor, options: Mapping[str, Any]) -> MarchResult:
+    total = weights.sum(2)
+    depth = torch.sum(weights * _midpoints(depths), -2) / total
+    depth = torch.nan_to_num(depth, float("inf"))
+    # Official quirk: clamp to the extreme depths of the whole call, not of each ray.
+    depth = torch.clamp(depth, torch.min(depths), torch.max(depths))
+    if options.get("white_back", False):
+        rgb = rgb + 1 - total
+    return MarchResult(rgb * 2 - 1, depth, weights)
+
+
+def _check_clamp_mode(options: Mapping[str, Any]) -> None:
+    if options.get("clamp_mode", "softplus") != "softplus":
+        raise ValueError(f"only clamp_mode='softplus' is supported (as in EG3D), got {options.get('clamp_mode')!r}")
+
+
+def march(colors: Tensor, densities: Tensor, depths: Tensor, options: Mapping[str, Any]) -> MarchResult:
+    """EG3D's ``MipRayMarcher2``: alpha compositing of interval midpoints.
+
+    Args:
+        colors: ``(N, M, S, C)``; densities: ``(N, M, S, 1)`` raw; depths: ``(N, M, S, 1)`` sorted.
+    """
+    _check_clamp_mode(options)
+    alpha = _alpha(densities, depths[:, :, 1:] - depths[:, :, :-1])
+    weights = alpha * _transmittance(1 - alpha)
+    return _finish(torch.sum(weights * _midpoints(colors), -2), weights, depths, options)
+
+
+def march_composite(inner: dict[str, Tensor], outer: dict[str, Tensor], depths: Tensor,
+                    options: Mapping[str, Any]) -> MarchResult:
+    """Composite two fields with a per-sample blend ``b`` in ``[0, 1]`` (In-N-Out's ``blend_forward``).
+
+    Transmittance is ``prod (1 - b*a_out) (1 - (1-b)*a_in)`` and colour
+    ``sum T (b*a_out*c_out + (1-b)*a_in*c_in)``. ``b = 0`` reproduces :func:`march` of ``inner``.
+
+    Args:
+        inner, outer: dicts with ``rgb (N, M, S, C)``, ``sigma (N, M, S, 1)``; ``outer`` also holds
+            ``blend (N, M, S, 1)``.
+        depths: ``(N, M, S, 1)``.
+    """
+    _check_clamp_mode(options)
+    deltas = depths[:, :, 1:] - depths[:, :, :-1]
+    blend = _midpoints(outer["blend"])
+    a_out = _alpha(outer["sigma"], deltas) * blend
+    a_in = _alpha(inner["sigma"], deltas) * (1 - blend)
+    trans = _transmittance((1 - a_out) * (1 - a_in))
+    rgb = torch.sum(trans * (a_out * _midpoints(outer["rgb"]) + a_in * _midpoints(inner["rgb"])), -2)
+    return _finish(rgb, trans * (a_out + a_in), depths, options)
+
+
+def ray_box_limits(origins: Tensor, directions: Tensor, box_side: float) -> tuple[Tensor, Tensor]:
+    """Entry/exit distances of rays through the centred cube of side ``box_side`` (slab method).
+
+    Returns ``(start, end)`` each ``(N, M, 1)``; rays that miss get ``start = -1, end = -2`` (the
+    official convention, so ``end > start`` marks valid rays).
+    """
+    half = box_side / 2
+    inv = 1.0 / directions.detach()
+    t0 = (-half - origins.detach()) * inv
+    t1 = (half - origins.detach()) * inv
+    start = torch.minimum(t0, t1).amax(dim=-1, keepdim=True)
+    end = torch.maximum(t0, t1).amin(dim=-1, keepdim=True)
+    valid = end >= start
+    return torch.where(valid, start, torch.full_like(start, -1.0)), torch.where(valid, end, torch.full_like(end, -2.0))
+
+
+class ImportanceRenderer(nn.Module):
+    """Two-pass volume renderer over tri-planes (coarse stratified pass, then importance pass).
+
+    ``forward`` returns the official triple through :class:`RenderOutput`; ``extra_field`` composites
+    a second radiance field (evaluated at the same samples) with its blend, as In-N-Out does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ray_marcher = MipRayMarcher()
+
+    def forward(
+        self,
+        planes: Tensor,
+        decoder: nn.Module,
+        ray_origins: Tensor,
+        ray_directions: Tensor,
+        options: Mapping[str, Any],
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+        extra_field: RadianceField | None = None,
+    ) -> "RenderOutput":
+        """Render rays.
+
+        Args:
+            planes: ``(N, 3, C, H, W)``; ray_origins, ray_directions: ``(N, M, 3)`` (unit directions).
+            options: EG3D ``rendering_kwargs``.
+            generator: RNG for the stochastic mode (the global RNG when ``None``).
+            extra_field: optional second field, composited with its ``blend``.
+        """
+        field = self.plane_field(planes, decoder, options)
+        depths = self.coarse_depths(ray_origins, ray_directions, options, deterministic, generator)
+        samples = self.evaluate(field, ray_origins, ray_directions, depths)
+        n_importance = options["depth_resolution_importance"]
+        if n_importance > 0:
+            coarse = march(samples["rgb"], samples["sigma"], depths, options)
+            fine_depths = self.sample_importance(depths, coarse.weights, n_importance, deterministic, generator)
+            fine = self.evaluate(field, ray_origins, ray_directions, fine_depths)
+            depths, samples = unify_samples(depths, samples, fine_depths, fine)
+        if extra_field is None:
+            result = march(samples["rgb"], samples["sigma"], depths, options)
+        else:
+            result = march_composite(samples, self.evaluate(extra_field, ray_origins, ray_directions, depths),
+                                     depths, options)
+        return RenderOutput(result.rgb, result.depth, result.weights.sum(2), result.weights, depths)
+
+    @staticmethod
+    def plane_field(planes: Tensor, decoder: nn.Module, options: Mapping[str, Any]) -> RadianceField:
+        """The radiance field of tri-planes + decoder, with EG3D's optional ``density_noise``."""
+
+        def field(coordinates: Tensor, directions: Tensor) -> dict[str, Tensor]:
+            return run_model(planes, decoder, coordinates, directions, options)
+
+        return field
+
+    @staticmethod
+    def evaluate(field: RadianceField, origins: Tensor, directions: Tensor, depths: Tensor) -> dict[str, Tensor]:
+        """Evaluate ``field`` at ``origin + depth * direction``; depths ``(N, M, S, 1)`` -> ``(N, M, S, C)``."""
+        n, m, s, _ = depths.shape
+        coords = (origins.unsqueeze(-2) + depths * directions.unsqueeze(-2)).reshape(n, -1, 3)
+        dirs = directions.unsqueeze(-2).expand(-1, -1, s, -1).reshape(n, -1, 3)
+        out = field(coords, dirs)
+        return {k: v.reshape(n, m, s, v.shape[-1]) for k, v in out.items()}
+
+    @staticmethod
+    def coarse_depths(origins: Tensor, directions: Tensor, options: Mapping[str, Any], deterministic: bool,
+                      generator: torch.Generator | None) -> Tensor:
+        """Stratified depths ``(N, M, D, 1)``: linspace bin starts plus uniform jitter of one bin."""
+        d = options["depth_resolution"]
+        start, end = options["ray_start"], options["ray_end"]
+        if start == "auto" and end == "auto":
+            start, end = ray_box_limits(origins, directions, options["box_warp"])
+            valid = end > start
+            if torch.any(valid):
+                # Official quirk kept: invalid rays get [min start, max start] of the valid rays.
+                start = torch.where(valid, start, start[valid].min())
+                end = torch.where(valid, end, start[valid].max())
+        n, m, _ = origins.shape
+        steps = torch.linspace(0, 1, d, device=origins.device)
+        if options.get("disparity_space_sampling", False):
+            t = steps.reshape(1, 1, d, 1).repeat(n, m, 1, 1)
+            if not deterministic:
+                t = t + _uniform(t, generator) / (d - 1)
+            return 1.0 / (1.0 / start * (1.0 - t) + 1.0 / end * t)
+        if isinstance(start, Tensor):
+            depths = (start.unsqueeze(-2) + steps.reshape(1, 1, d, 1) * (end - start).unsqueeze(-2))
+            delta = ((end - start) / (d - 1)).unsqueeze(-2)
+        else:
+            depths = torch.linspace(start, end, d, device=origins.device).reshape(1, 1, d, 1).repeat(n, m, 1, 1)
+            delta = (end - start) / (d - 1)
+        if deterministic:
+            return depths
+        return depths + _uniform(depths, generator) * delta
+
+    @staticmethod
+    def sample_importance(depths: Tensor, weights: Tensor, n_importance: int, deterministic: bool,
+                          generator: torch.Generator | None) -> Tensor:
+        """Inverse-CDF samples ``(N, M, n_importance, 1)`` from smoothed coarse weights (no gradient)."""
+        with torch.no_grad():
+            n, m, s, _ = depths.shape
+            z = depths.reshape(n * m, s)
+            w = weights.reshape(n * m, 1, -1).float()
+            w = F.avg_pool1d(F.max_pool1d(w, 2, 1, padding=1), 2, 1).reshape(n * m, -1) + 0.01
+            bins = 0.5 * (z[:, :-1] + z[:, 1:])
+            fine = sample_pdf(bins, w[:, 1:-1], n_importance, deterministic, generator)
+        return fine.detach().reshape(n, m, n_importance, 1)
+
+
+class MipRayMarcher(nn.Module):
+    """Module wrapper of :func:`march` (the official ``renderer.ray_marcher`` attribute)."""
+
+    def forward(self, colors: Tensor, densities: Tensor, depths: Tensor, options: Mapping[str, Any]) -> MarchResult:
+        return march(colors, densities, depths, options)
+
+
+@dataclass
+class RenderOutput:
+    """What the renderer returns.
+
+    Attributes:
+        features: ``(N, M, C)`` composited features in ``[-1, 1]`` (first 3 are RGB).
+        depth: ``(N, M, 1)``.
+        weight_sum: ``(N, M, 1)`` opacity.
+        weights: ``(N, M, S-1, 1)`` per-interval weights of the final pass.
+        depths: ``(N, M, S, 1)`` sorted sample depths of the final pass.
+    """
+
+    features: Tensor
+    depth: Tensor
+    weight_sum: Tensor
+    weights: Tensor
+    depths: Tensor
+
+    def __iter__(self):
+        """Unpacks as the official triple ``(features, depth, weight_sum)``."""
+        return iter((self.features, self.depth, self.weight_sum))
+
+
+def run_model(planes: Tensor, decoder: nn.Module, coordinates: Tensor, directions: Tensor,
+              options: Mapping[str, Any]) -> dict[str, Tensor]:
+    """Decode tri-plane features at points: ``(N, P, 3)`` -> ``rgb (N, P, C)``, ``sigma (N, P, 1)``."""
+    out = decoder(sample_from_planes(planes, coordinates, options["box_warp"]), directions)
+    noise = options.get("density_noise", 0)
+    if noise > 0:
+        out["sigma"] = out["sigma"] + torch.randn_like(out["sigma"]) * noise
+    return out
+
+
+def unify_samples(depths1: Tensor, samples1: dict[str, Tensor], depths2: Tensor,
+                  samples2: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """Merge two sample sets along the ray and sort by depth. Depths ``(N, M, S, 1)``."""
+    depths = torch.cat([depths1, depths2], dim=-2)
+    _, order = torch.sort(depths, dim=-2)
+    merged = {}
+    for key in samples1:
+        values = torch.cat([samples1[key], samples2[key]], dim=-2)
+        merged[key] = torch.gather(values, -2, order.expand(-1, -1, -1, values.shape[-1]))
+    return torch.gather(depths, -2, order), merged
+
+
+def sample_pdf(bins: Tensor, weights: Tensor, n_samples: int, deterministic: bool,
+               generator: torch.Generator | None = None, eps: float = 1e-5) -> Tensor:
+    """Inverse-transform sampling of piecewise-constant weights.
+
+    Args:
+        bins: ``(R, B)`` bin edges; weights: ``(R, B - 2)``. The official code passes one weight fewer
+            than it has intervals, so the last interval is never sampled; we keep that.
+
+    Returns:
+        ``(R, n_samples)`` depths.
+    """
+    rays, n_w = weights.shape
+    weights = weights + eps
+    pdf = weights / torch.sum(weights, -1, keepdim=True)
+    cdf = torch.cat([torch.zeros_like(pdf[:, :1]), torch.cumsum(pdf, -1)], -1)
+    if deterministic:
+        u = torch.linspace(0, 1, n_samples, device=bins.device).expand(rays, n_samples)
+    else:
+        u = torch.rand(rays, n_samples, device=bins.device, generator=generator)
+    u = u.contiguous()
+    idx = torch.searchsorted(cdf, u, right=True)
+    below = torch.clamp_min(idx - 1, 0)
+    above = torch.clamp_max(idx, n_w)
+    pairs = torch.stack([below, above], -1).reshape(rays, 2 * n_samples)
+    cdf_g = torch.gather(cdf, 1, pairs).reshape(rays, n_samples, 2)
+    bins_g = torch.gather(bins, 1, pairs).reshape(rays, n_samples, 2)
+    denom = cdf_g[..., 1] - cdf_g[..., 0]
+    denom = torch.where(denom < eps, torch.ones_like(denom), denom)
+    return bins_g[..., 0] + (u - cdf_g[..., 0]) / denom * (bins_g[..., 1] - bins_g[..., 0])
+
+
+def _uniform(like: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.rand(like.shape, device=like.device, dtype=like.dtype, generator=generator)
