@@ -25,6 +25,7 @@ def bias_act(
     gain: float | None = None,
     clamp: float | None = None,
     dim: int = 1,
+    inplace: bool = False,
 ) -> Tensor:
     """``clamp(act(x + b) * gain, -clamp, clamp)`` with ``b`` broadcast along ``dim``.
 
@@ -33,6 +34,8 @@ def bias_act(
         act: ``"linear"`` or ``"lrelu"`` (slope 0.2).
         gain: defaults to the activation's gain (1 for linear, sqrt(2) for lrelu).
         clamp: symmetric clamp of the output, ``None`` for none.
+        inplace: overwrite ``x`` when no gradient is being recorded for it (fresh large CPU
+            allocations cost as much as the arithmetic); ignored otherwise.
 
     Example:
         >>> bias_act(torch.tensor([[-1.0, 2.0]]), torch.tensor([0.0, 1.0]), act="lrelu")
@@ -40,17 +43,29 @@ def bias_act(
     """
     if act not in ACTIVATION_GAIN:
         raise ValueError(f"unsupported activation {act!r}; expected one of {sorted(ACTIVATION_GAIN)}")
+    gain = ACTIVATION_GAIN[act] if gain is None else gain
+    if inplace and not records_grad(x, b):
+        if b is not None:
+            x.add_(b.reshape([-1 if i == dim else 1 for i in range(x.ndim)]))
+        if act == "lrelu":
+            F.leaky_relu_(x, LRELU_SLOPE)
+        if gain != 1:
+            x.mul_(gain)
+        return x.clamp_(-clamp, clamp) if clamp is not None and clamp >= 0 else x
     if b is not None:
-        shape = [-1 if i == dim else 1 for i in range(x.ndim)]
-        x = x + b.reshape(shape)
+        x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
     if act == "lrelu":
         x = F.leaky_relu(x, LRELU_SLOPE)
-    gain = ACTIVATION_GAIN[act] if gain is None else gain
     if gain != 1:
         x = x * gain
     if clamp is not None and clamp >= 0:
         x = x.clamp(-clamp, clamp)
     return x
+
+
+def records_grad(*tensors: Tensor | None) -> bool:
+    """Whether autograd is recording an operation on any of ``tensors``."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def setup_filter(taps: Sequence[float] = (1, 3, 3, 1)) -> Tensor:
@@ -105,30 +120,6 @@ def upfirdn2d(
     return x[:, :, ::down, ::down]
 
 
-def _binomial_pass(x: Tensor, dim: int, pad_before: int, pad_after: int) -> Tensor:
-    """1D filter ``[1, 3, 3, 1] / 4`` along ``dim`` with zero padding (fast path of the FIR below)."""
-    pad = [0, 0] * (x.ndim - 1 - dim) + [pad_before, pad_after]
-    xp = F.pad(x, pad)
-    length = xp.shape[dim] - 3
-    taps = [xp.narrow(dim, t, length) for t in range(4)]
-    return (taps[0] + taps[3] + 3.0 * (taps[1] + taps[2])) * 0.25
-
-
-def is_binomial4(f: Tensor) -> bool:
-    """True when ``f`` is ``setup_filter([1, 3, 3, 1])``, the only filter EG3D uses."""
-    return f.shape == (4, 4) and bool(torch.allclose(f.float().cpu(), setup_filter(), atol=1e-7))
-
-
-def filter2d_binomial(x: Tensor, pad: int = 1) -> Tensor:
-    """``upfirdn2d(x, setup_filter([1,3,3,1]), padding=pad, gain=4)`` via two separable passes.
-
-    This is the FIR that follows a stride-2 transposed convolution: ``(N, C, 2H+1, 2H+1)`` in,
-    ``(N, C, 2H, 2H)`` out for ``pad=1``.
-    """
-    x = _binomial_pass(x, 2, pad, pad)
-    return _binomial_pass(x, 3, pad, pad)
-
-
 def upsample2d(x: Tensor, f: Tensor) -> Tensor:
     """2x upsampling with FIR filter ``f`` and gain 4, as StyleGAN2's ``upsample2d``.
 
@@ -138,26 +129,9 @@ def upsample2d(x: Tensor, f: Tensor) -> Tensor:
     Returns:
         ``(N, C, 2H, 2W)``.
     """
-    if is_binomial4(f):
-        # Polyphase form of zero-insertion + [1,3,3,1] filtering: even outputs (x[i-1] + 3x[i]) / 4,
-        # odd outputs (3x[i] + x[i+1]) / 4. Same values as the generic path, a fraction of the work.
-        return _upsample_binomial(_upsample_binomial(x, 2), 3)
     fh, fw = f.shape
     pad = [(fw + 1) // 2, (fw - 2) // 2, (fh + 1) // 2, (fh - 2) // 2]
     return upfirdn2d(x, f, up=2, padding=pad, gain=4.0)
-
-
-def _upsample_binomial(x: Tensor, dim: int) -> Tensor:
-    size = x.shape[dim]
-    pad = [0, 0] * (x.ndim - 1 - dim) + [1, 1]
-    xp = F.pad(x, pad)
-    prev, cur, nxt = (xp.narrow(dim, k, size) for k in range(3))
-    even = (prev + 3.0 * cur) * 0.25
-    odd = (3.0 * cur + nxt) * 0.25
-    out = torch.stack([even, odd], dim=dim + 1)
-    shape = list(x.shape)
-    shape[dim] = 2 * size
-    return out.reshape(shape)
 
 
 def conv2d_up2(x: Tensor, w: Tensor, f: Tensor, groups: int = 1) -> Tensor:
@@ -177,8 +151,6 @@ def conv2d_up2(x: Tensor, w: Tensor, f: Tensor, groups: int = 1) -> Tensor:
     w = w.reshape(groups, out_ch // groups, in_per_group, kh, kw).transpose(1, 2)
     w = w.reshape(groups * in_per_group, out_ch // groups, kh, kw)
     x = F.conv_transpose2d(x, w, stride=2, groups=groups)
-    if is_binomial4(f):
-        return filter2d_binomial(x, pad=1)
     fh, fw = f.shape
     px0 = (fw + 1) // 2 - (kw - 1) + 1
     px1 = (fw - 2) // 2 - (kw - 2) + 1
@@ -227,18 +199,14 @@ def modulated_conv2d(
         x = _conv(x, weight.to(x.dtype), up, padding, resample_filter, groups=1)
         if dcoefs is not None:
             x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
-        if noise is not None:
-            x = x + noise.to(x.dtype)
-        return x
+        return x.add_(noise.to(x.dtype)) if noise is not None else x
     if dcoefs is not None:
         w = w * dcoefs.reshape(n, -1, 1, 1, 1)
     x = x.reshape(1, -1, *x.shape[2:])
     w = w.reshape(-1, in_ch, kh, kw)
     x = _conv(x, w.to(x.dtype), up, padding, resample_filter, groups=n)
     x = x.reshape(n, -1, *x.shape[2:])
-    if noise is not None:
-        x = x + noise.to(x.dtype)
-    return x
+    return x.add_(noise.to(x.dtype)) if noise is not None else x
 
 
 def _conv(x: Tensor, w: Tensor, up: int, padding: int, f: Tensor | None, groups: int) -> Tensor:

@@ -196,7 +196,8 @@ class SynthesisLayer(nn.Module):
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
                              resample_filter=self.resample_filter, fused_modconv=fused_modconv)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return bias_act(x, self.bias.to(x.dtype), act=self.activation, gain=self.act_gain * gain, clamp=clamp,
+                        inplace=True)
 
     def extra_repr(self) -> str:
         return f"in={self.in_channels}, out={self.out_channels}, resolution={self.resolution}, up={self.up}"
@@ -227,7 +228,7 @@ class ToRGBLayer(nn.Module):
         """``x``: ``(N, I, R, R)``, ``w``: ``(N, w_dim)`` -> ``(N, out, R, R)``."""
         styles = self.affine(w) * self.weight_gain
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
-        return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
+        return bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp, inplace=True)
 
 
 class SynthesisBlock(nn.Module):
@@ -318,7 +319,7 @@ class SynthesisBlock(nn.Module):
         if img is not None and self.upsamples:
             img = upsample2d(img, self.resample_filter)
         y = self.torgb(x, next(w_iter), fused_modconv=fused).to(dtype=torch.float32, memory_format=torch.contiguous_format)
-        img = img + y if img is not None else y
+        img = img.add_(y) if img is not None else y  # img is a fresh upsample output: safe in place
         return x, img
 
     def extra_repr(self) -> str:
