@@ -131,3 +131,22 @@ def test_unknown_sr_module_is_refused() -> None:
     kwargs["rendering_kwargs"]["superresolution_module"] = "training.superresolution.Nope"
     with pytest.raises(ValueError, match="unknown super-resolution module"):
         EG3DGenerator(**kwargs)
+
+
+def test_noup_sr_writes_its_skip_into_image_raw_as_official() -> None:
+    """Official quirk: Hybrid2X/4X's first block adds toRGB in place into ``image_raw`` when no resize happens."""
+    G = build_tiny()  # Hybrid2X, input resolution 64
+    ws = G.mapping(torch.randn(1, 512, generator=torch.Generator().manual_seed(0)), frontal_label())
+    planes = G.planes(ws, noise_mode="const")
+    with torch.no_grad():
+        for res, aliased in [(64, True), (32, False)]:
+            plain = G.render_planes(planes, ws, frontal_label(), res, deterministic=True, superresolve=False)
+            full = G.render_planes(planes, ws, frontal_label(), res, deterministic=True)
+            if aliased:
+                block0 = G.superresolution.block0
+                _, skip = block0(plain["feature_image"], plain["image_raw"], ws[:, -1:].repeat(1, 3, 1), noise_mode="none")
+                torch.testing.assert_close(full["image_raw"], skip)
+                assert not torch.allclose(full["image_raw"], plain["image_raw"])
+                torch.testing.assert_close(full["feature_image"][:, :3], skip)
+            else:
+                torch.testing.assert_close(full["image_raw"], plain["image_raw"])

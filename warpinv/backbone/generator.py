@@ -160,14 +160,24 @@ class EG3DGenerator(nn.Module):
             "depths": out.depths,
         }
         if superresolve:
-            result["image"] = self.superresolve(result["image_raw"], feature_image, ws, **synthesis_kwargs)
+            image, raw = self.superresolve_with_raw(result["image_raw"], feature_image, ws, **synthesis_kwargs)
+            result["image"] = image
+            if raw is not result["image_raw"]:  # the official in-place quirk of the 2X/4X SR modules
+                result["image_raw"] = raw
+                result["feature_image"] = torch.cat([raw, feature_image[:, 3:]], dim=1)
         return result
 
     def superresolve(self, image_raw: Tensor, feature_image: Tensor, ws: Tensor, **synthesis_kwargs: Any) -> Tensor:
         """The SR module with EG3D's noise rule: its noise mode comes from ``rendering_kwargs``."""
+        return self.superresolve_with_raw(image_raw, feature_image, ws, **synthesis_kwargs)[0]
+
+    def superresolve_with_raw(self, image_raw: Tensor, feature_image: Tensor, ws: Tensor,
+                              **synthesis_kwargs: Any) -> tuple[Tensor, Tensor]:
+        """SR image and the raw image as the official code returns it (see ``forward_with_raw``)."""
         kwargs = {k: v for k, v in synthesis_kwargs.items() if k != "noise_mode"}
-        return self.superresolution(image_raw, feature_image, ws,
-                                    noise_mode=self.rendering_kwargs["superresolution_noise_mode"], **kwargs)
+        return self.superresolution.forward_with_raw(image_raw, feature_image, ws,
+                                                     noise_mode=self.rendering_kwargs["superresolution_noise_mode"],
+                                                     **kwargs)
 
     def synthesis(
         self,

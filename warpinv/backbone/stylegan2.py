@@ -319,7 +319,12 @@ class SynthesisBlock(nn.Module):
         if img is not None and self.upsamples:
             img = upsample2d(img, self.resample_filter)
         y = self.torgb(x, next(w_iter), fused_modconv=fused).to(dtype=torch.float32, memory_format=torch.contiguous_format)
-        img = img.add_(y) if img is not None else y  # img is a fresh upsample output: safe in place
+        if img is None:
+            img = y
+        elif self.upsamples:
+            img = img.add_(y)  # a fresh upsample output: safe in place
+        else:
+            img = img + y  # the caller's tensor: never modified here (see SuperResolution.forward_with_raw)
         return x, img
 
     def extra_repr(self) -> str:

@@ -90,15 +90,29 @@ class SuperResolution(nn.Module):
 
         Returns the ``(N, 3, img_resolution, img_resolution)`` image.
         """
+        return self.forward_with_raw(rgb, x, ws, **block_kwargs)[0]
+
+    def forward_with_raw(self, rgb: Tensor, x: Tensor, ws: Tensor, **block_kwargs: Any) -> tuple[Tensor, Tensor]:
+        """The SR image, and ``rgb`` as the official code leaves it.
+
+        Official quirk kept on purpose: ``SynthesisBlockNoUp`` (first block of the 2X and 4X
+        modules) adds its toRGB output to the skip image *in place*. When the input needs no resize,
+        that skip image is the generator's ``image_raw`` itself, so the official ``image_raw``
+        comes back as ``rgb + toRGB(block0)``. We compute the same values without aliasing and
+        return them as the second output (``rgb`` unchanged in every other case).
+        """
         ws = ws[:, -1:, :].repeat(1, 3, 1)
         size = x.shape[-1]
         needs_resize = size < self.input_resolution if self.layout.resize_only_smaller else size != self.input_resolution
         if needs_resize:
             x = self.resize(x)
-            rgb = self.resize(rgb)
-        x, rgb = self.block0(x, rgb, ws, **block_kwargs)
-        x, rgb = self.block1(x, rgb, ws, **block_kwargs)
-        return rgb
+            skip = self.resize(rgb)
+        else:
+            skip = rgb
+        x, skip = self.block0(x, skip, ws, **block_kwargs)
+        raw_out = skip if not needs_resize and not self.layout.block0_upsamples else rgb
+        x, image = self.block1(x, skip, ws, **block_kwargs)
+        return image, raw_out
 
     def resize(self, image: Tensor) -> Tensor:
         """Bilinear resize to the input resolution. ``image``: ``(N, C, H, H)``."""
