@@ -13,7 +13,6 @@ ARGS   ?=
 help:
 	@echo "make test            run the test suite (creates .venv on first use)"
 	@echo "make bench           run the default benchmark on the embedded tiny generator"
-	@echo "make bench SUITE=X   run experiments/bench/X.yaml"
 	@echo "make perf            backbone performance benchmark -> benchmarks/results/perf_backbone.json"
 
 $(PY):
@@ -31,8 +30,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	WANDB_MODE=disabled $(PY) -m pytest -m "not slow" $(ARGS)
 
+# Until the benchmark harness exists, `make bench` runs the backbone performance benchmark on tiny.
 bench: $(STAMP)
-	$(PY) -m warpinv bench experiments/bench/$(SUITE).yaml $(ARGS)
+	$(PY) benchmarks/perf/backbone.py --configs tiny --out runs/perf_backbone_tiny.json $(ARGS)
 
 perf: $(STAMP)
 	$(PY) benchmarks/perf/backbone.py $(ARGS)
