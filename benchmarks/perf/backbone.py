@@ -118,8 +118,6 @@ def run_child(args: argparse.Namespace, config: str, batch: int) -> dict[str, An
 
 
 def environment(device: str) -> dict[str, Any]:
-    from warpinv.backbone.runtime import tune_cpu_allocator
-
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     info = {
         "torch": torch.__version__,
@@ -131,11 +129,10 @@ def environment(device: str) -> dict[str, Any]:
         "device": device,
         "git_commit": commit or None,
         "weights": "random (speed and memory do not depend on weight values)",
-        "malloc_tuning": "see per-run field",
+        "memory": "CPU: process peak RSS (ru_maxrss) incl. the model; CUDA: torch max_memory_allocated",
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
-    del tune_cpu_allocator
     return info
 
 
