@@ -89,3 +89,19 @@ def test_bad_sources() -> None:
         load_generator("ffhq9000")
     with pytest.raises(ValueError, match="expected an official .pkl"):
         load_generator(__file__)
+
+
+def test_pickled_rendering_kwargs_attribute_wins(monkeypatch) -> None:
+    """Unpickling restores attributes: a pickled ``rendering_kwargs`` that differs from the init copy is used."""
+    import warpinv.weights.network_pickle as np_module
+
+    real = np_module.read_network_pickle
+
+    def patched(path, key="G_ema"):
+        net = real(path, key)
+        net.rendering_kwargs = {**net.rendering_kwargs, "ray_end": 3.1}
+        return net
+
+    monkeypatch.setattr(np_module, "read_network_pickle", patched)
+    G = load_generator(require_fixture("eg3d", "official_format_small.pkl"))
+    assert G.rendering_kwargs["ray_end"] == 3.1

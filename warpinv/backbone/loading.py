@@ -86,10 +86,11 @@ def _load_file(path: Path) -> EG3DGenerator:
         raise FileNotFoundError(f"generator source {str(path)!r} is neither an existing file nor a preset ({known})")
     suffix = path.suffix.lower()
     if suffix == ".pkl":
+        from warpinv.weights.generator_file import effective_init_kwargs
         from warpinv.weights.network_pickle import read_network_pickle
 
         net = read_network_pickle(path)
-        G = build_generator(net.init_kwargs, net.neural_rendering_resolution)
+        G = build_generator(effective_init_kwargs(net), net.neural_rendering_resolution)
         G.load_state_dict(net.state_dict, strict=True)
     elif suffix == ".safetensors":
         from warpinv.weights.generator_file import read_generator_file

@@ -18,14 +18,16 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from warpinv.weights.network_pickle import read_network_pickle, sha256_file
+from warpinv.weights.network_pickle import NetworkPickle, read_network_pickle, sha256_file
 
-__all__ = ["FORMAT", "GeneratorFile", "convert_network_pickle", "read_generator_file", "save_generator_file"]
+__all__ = ["FORMAT", "GeneratorFile", "convert_network_pickle", "effective_init_kwargs", "read_generator_file",
+           "save_generator_file"]
 
 FORMAT = "warpinv.eg3d-generator/1"
 _RESERVED = ("format", "init_kwargs", "neural_rendering_resolution", "key_order")
@@ -168,6 +170,8 @@ def convert_network_pickle(src: str | os.PathLike, dst: str | os.PathLike, key: 
     """Convert one network of an official EG3D pickle into a generator file, without executing the pickle.
 
     The metadata records ``source`` (file name), ``source_sha256``, ``source_key`` and ``class_name``.
+    The stored kwargs carry the pickled ``rendering_kwargs`` attribute: unpickling restores the
+    object's attributes, so that (not the constructor's copy) is what the official model renders with.
 
     Returns:
         What was written, read back from ``dst``.
@@ -179,5 +183,13 @@ def convert_network_pickle(src: str | os.PathLike, dst: str | os.PathLike, key: 
         "source_key": key,
         "class_name": net.class_name,
     }
-    save_generator_file(dst, net.state_dict, net.init_kwargs, net.neural_rendering_resolution, extra)
+    save_generator_file(dst, net.state_dict, effective_init_kwargs(net), net.neural_rendering_resolution, extra)
     return read_generator_file(dst)
+
+
+def effective_init_kwargs(net: NetworkPickle) -> dict[str, Any]:
+    """Constructor kwargs with the pickled ``rendering_kwargs`` attribute in place of the init copy."""
+    kwargs = dict(net.init_kwargs)
+    if net.rendering_kwargs is not None:
+        kwargs["rendering_kwargs"] = dict(net.rendering_kwargs)
+    return kwargs
