@@ -102,7 +102,7 @@ def test_composite_rendering_blend_extremes(G: EG3DGenerator) -> None:
 
 
 def test_input_checks(G: EG3DGenerator) -> None:
-    with pytest.raises(ValueError, match=r"camera labels must be \(N, 25\)"):
+    with pytest.raises(ValueError, match=r"must have shape \(N, 25\)"):
         G.synthesis(torch.zeros(1, 14, 512), torch.zeros(1, 16))
     with pytest.raises(ValueError, match="noise_mode"):
         G.planes(torch.zeros(1, 14, 512), noise_mode="loud")

@@ -10,6 +10,7 @@ import torch
 from tests.helpers import require_fixture
 from warpinv.backbone import PRESETS, EG3DGenerator, build_random, build_tiny, get_preset
 from warpinv.backbone.superresolution import SR_LAYOUTS
+from warpinv.cameras import yaw_pitch_camera
 
 
 def test_full_ffhq512_generator_has_exactly_the_manifest_state_dict() -> None:
@@ -63,9 +64,7 @@ def _tiny_with(**rendering_changes: object) -> EG3DGenerator:
 
 
 def frontal_label(n: int = 1) -> torch.Tensor:
-    c2w = torch.tensor([[1.0, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 2.7], [0, 0, 0, 1]])
-    K = torch.tensor([[4.2647, 0, 0.5], [0, 4.2647, 0.5], [0, 0, 1]])
-    return torch.cat([c2w.flatten(), K.flatten()])[None].repeat(n, 1)
+    return yaw_pitch_camera(0.0, 0.0).repeat(n, 1)
 
 
 def test_camera_conditioning_switches() -> None:

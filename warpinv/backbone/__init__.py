@@ -9,7 +9,7 @@ Public surface::
 """
 from __future__ import annotations
 
-from warpinv.backbone.generator import EG3DGenerator, split_label
+from warpinv.backbone.generator import EG3DGenerator
 from warpinv.backbone.loading import build_generator, build_random, build_tiny, load_generator
 from warpinv.backbone.presets import PRESETS, GeneratorPreset, get_preset
 from warpinv.backbone.renderer import (
@@ -40,5 +40,4 @@ __all__ = [
     "march",
     "march_composite",
     "sample_from_planes",
-    "split_label",
 ]

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from warpinv.backbone.renderer import ImportanceRenderer, OSGDecoder, RadianceField, RenderOutput, run_model
 from warpinv.backbone.stylegan2 import StyleGAN2Backbone
 from warpinv.backbone.superresolution import build_superresolution
+from warpinv.cameras.labels import unpack_label
 from warpinv.cameras.rays import generate_rays
 
 PLANE_CHANNELS = 32
@@ -28,13 +29,6 @@ class RaySampler(nn.Module):
 
     def forward(self, cam2world: Tensor, intrinsics: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
         return generate_rays(cam2world, intrinsics, resolution)
-
-
-def split_label(c: Tensor) -> tuple[Tensor, Tensor]:
-    """``(N, 25)`` label -> cam2world ``(N, 4, 4)``, intrinsics ``(N, 3, 3)``."""
-    if c.ndim != 2 or c.shape[1] < 25:
-        raise ValueError(f"camera labels must be (N, 25), got {tuple(c.shape)}")
-    return c[:, :16].reshape(-1, 4, 4), c[:, 16:25].reshape(-1, 3, 3)
 
 
 class EG3DGenerator(nn.Module):
@@ -117,7 +111,7 @@ class EG3DGenerator(nn.Module):
 
     def rays(self, c: Tensor, resolution: int) -> tuple[Tensor, Tensor]:
         """Origins and unit directions ``(N, R*R, 3)`` of the label's camera."""
-        cam2world, intrinsics = split_label(c)
+        cam2world, intrinsics = unpack_label(c)
         return self.ray_sampler(cam2world, intrinsics, resolution)
 
     def render_planes(
