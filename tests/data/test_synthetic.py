@@ -1,0 +1,104 @@
+"""The synthetic multi-view set: layout, determinism, idempotence, and loading through the data module."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from warpinv.cameras import yaw_pitch_camera
+from warpinv.data import (
+    DEFAULT_VIEWS,
+    InversionDataModule,
+    InversionDataset,
+    SyntheticSpec,
+    make_synthetic_multiview,
+    run_data_cli,
+    view_name,
+)
+from warpinv.methods.base import split_batch
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_synthetic_multiview(tmp_path_factory.mktemp("synth") / "set", n=2)
+
+
+def test_layout_and_meta(synth: Path) -> None:
+    data = json.loads((synth / "dataset.json").read_text())
+    assert [n for n, _ in data["labels"]] == ["id000.png", "id001.png"]
+    meta = data["meta"]
+    assert meta["generator"].startswith("tiny (seeded random weights") and meta["seed"] == 0
+    assert meta["camera_source"] == "gt" and "random weights" in meta["note"]
+    assert [v["name"] for v in meta["views"]] == [view_name(y, p) for y, p in DEFAULT_VIEWS]
+    assert len(DEFAULT_VIEWS) == 6
+    for name, views in data["novel_views"]:
+        assert len(views) == 6
+        for view in views:
+            assert (synth / view["file"]).is_file()
+    im = Image.open(synth / "id000.png")
+    assert im.size == (128, 128) and im.mode == "RGB"
+
+
+def test_loads_with_ground_truth_novel_views(synth: Path) -> None:
+    ds = InversionDataset(synth)
+    assert len(ds) == 2 and ds.resolution == 128 and not ds.report.warnings
+    s = ds[0]
+    assert s["novel_images"].shape == (6, 3, 128, 128) and s["camera_source"] == "gt"
+    expected = yaw_pitch_camera(torch.tensor([y for y, _ in DEFAULT_VIEWS]),
+                                torch.tensor([p for _, p in DEFAULT_VIEWS]))
+    assert torch.allclose(s["novel_cameras"], expected, atol=1e-6)
+    yaw = json.loads((synth / "dataset.json").read_text())["meta"]["input_views"]["id000.png"]
+    assert abs(yaw["yaw"]) <= 0.25 and abs(yaw["pitch"]) <= 0.1
+    assert torch.allclose(s["camera"], yaw_pitch_camera(yaw["yaw"], yaw["pitch"])[0], atol=1e-6)
+    dm = InversionDataModule(synth, batch_size=2)
+    item = split_batch(next(iter(dm.predict_dataloader())))[1]
+    assert item.extras["novel_images"].shape == (1, 6, 3, 128, 128)
+
+
+def test_images_are_renders_of_the_recorded_latents(synth: Path) -> None:
+    from safetensors.torch import load_file
+
+    from warpinv.backbone import load_generator
+    from warpinv.data import image_to_tensor
+
+    G = load_generator("tiny")
+    ws = load_file(str(synth / "gt_latents.safetensors"))["id001.png"][None]
+    ds = InversionDataset(synth)
+    s = ds[1]
+    with torch.no_grad():
+        out = G.synthesis(ws, s["novel_cameras"][2:3], deterministic=True, noise_mode="const")["image"]
+    rendered = image_to_tensor(Image.fromarray(
+        (out[0].clamp(-1, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()))
+    assert torch.equal(rendered, s["novel_images"][2])
+
+
+def test_idempotent_and_spec_checked(synth: Path, tmp_path: Path) -> None:
+    stamp = (synth / "dataset.json").stat().st_mtime_ns
+    assert make_synthetic_multiview(synth, n=2) == synth
+    assert (synth / "dataset.json").stat().st_mtime_ns == stamp  # nothing re-rendered
+    with pytest.raises(FileExistsError, match="different spec"):
+        make_synthetic_multiview(synth, n=3)
+    other = tmp_path / "x"
+    other.mkdir()
+    (other / "keep.txt").write_text("user file")
+    with pytest.raises(FileExistsError, match="other files"):
+        make_synthetic_multiview(other, n=1)
+    with pytest.raises(ValueError):
+        SyntheticSpec(n=0)
+    with pytest.raises(ValueError, match="duplicate"):
+        SyntheticSpec(views=[[0.1, 0.0], [0.1, 0.0]])
+
+
+def test_identities_do_not_depend_on_n_and_cli(synth: Path, tmp_path: Path) -> None:
+    out = io.StringIO()
+    code = run_data_cli(["synth", str(tmp_path / "one"), "--n", "1"], stdout=out)
+    assert code == 0 and "1 identities" in out.getvalue()
+    a = np.asarray(Image.open(tmp_path / "one" / "id000.png"))
+    b = np.asarray(Image.open(synth / "id000.png"))
+    assert np.array_equal(a, b)
+    assert run_data_cli(["synth", str(tmp_path / "one"), "--n", "2"], stdout=io.StringIO()) == 1
