@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from warpinv.metrics.base import MetricInfo, WrappedPairMetric, register_metric
 from warpinv.metrics.irse50 import EMBEDDING_DIM, INPUT_SIZE, IRSE50
 
 __all__ = [
@@ -68,19 +69,6 @@ WEIGHT_NAME = "arcface-ir-se50"
 WEIGHT_FILE = "model_ir_se50.pth"
 #: Slack allowed outside [-1, 1] (float rounding of conversions such as ``x / 127.5 - 1``).
 RANGE_TOLERANCE = 1e-4
-
-
-@dataclass(frozen=True)
-class MetricInfo:
-    """What a metric measures and how, for result tables and leaderboard captions."""
-
-    name: str
-    higher_is_better: bool
-    value_range: tuple[float, float]
-    resolution: int
-    input_range: tuple[float, float]
-    weights: tuple[str, ...]
-    protocol: str
 
 
 _PROTOCOL = (
@@ -274,6 +262,10 @@ class ArcFaceIdentity(nn.Module):
         input_range=(-1.0, 1.0),
         weights=(WEIGHT_FILE,),
         protocol=_PROTOCOL,
+        comparable_to="pSp/e4e IDLoss and the IR-SE50 ID of PTI, HFGI3D and E3DGE (E3DGE code-verified); HFGI3D "
+                      "Tab. 3 and In-N-Out Tab. 1/2 ArcFace ID (no eval code published, resolution unconfirmed). Not "
+                      "the CurricularFace + MTCNN ID of pSp/e4e/TriPlaneNet papers, nor TriPlaneNet v1's ID*0.5+0.5.",
+        weight_names=(WEIGHT_NAME,),
     )
     name: ClassVar[str] = info.name
     higher_is_better: ClassVar[bool] = info.higher_is_better
@@ -349,3 +341,20 @@ class ArcFaceIdentity(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, source={self.source!r}"
+
+
+#: The registered ``id_arcface`` resizes to 256 like every pair metric (``ArcFaceIdentity`` itself pools).
+_REGISTERED_INFO = replace(ArcFaceIdentity.info, protocol=_PROTOCOL.replace(
+    "larger square inputs reduced with AdaptiveAvgPool2d((256, 256)) as the pSp face_pool; 512 -> 256 is an exact "
+    "2x2 box", "inputs of any other size resized with antialiased bilinear interpolation, as every warpinv pair "
+    "metric, and the prediction clamped to [-1, 1]; mask: prediction composited onto the target outside it"))
+
+
+def _build_id_arcface(allow_random: bool = False, seed: int = 0, weights: str | Path | None = None,
+                      resolution: int | None = RESOLUTION) -> WrappedPairMetric:
+    net = ArcFaceIdentity(weights, allow_random, seed=seed)
+    files = {} if net.random_weights else {WEIGHT_NAME: net.source}
+    return WrappedPairMetric(net, _REGISTERED_INFO, resolution, files)
+
+
+register_metric(_REGISTERED_INFO, _build_id_arcface)
