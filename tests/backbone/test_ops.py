@@ -108,3 +108,27 @@ def test_demodulation_normalises_output_scale() -> None:
 
 def test_doctests() -> None:
     assert doctest.testmod(ops, raise_on_error=True).failed == 0
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 16, 12), (6, 5, 7, 9)])
+def test_plane_grid_sample_matches_grid_sample_and_its_gradient(shape) -> None:
+    from warpinv.backbone.ops import plane_grid_sample
+
+    g = torch.Generator().manual_seed(sum(shape))
+    planes = torch.randn(*shape, generator=g, dtype=torch.float64)
+    grid = torch.rand(shape[0], 1, 500, 2, generator=g, dtype=torch.float64) * 2.4 - 1.2  # some points outside
+    grid[0, 0, :4] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0], [1.1, -1.05]], dtype=torch.float64)
+    grad_out = torch.randn(shape[0], shape[1], 1, 500, generator=g, dtype=torch.float64)
+
+    ours_in = planes.clone().requires_grad_(True)
+    ours = plane_grid_sample(ours_in, grid)
+    ours.backward(grad_out)
+    ref_in = planes.clone().requires_grad_(True)
+    ref = torch.nn.functional.grid_sample(ref_in, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    ref.backward(grad_out)
+    assert torch.equal(ours, ref)
+    torch.testing.assert_close(ours_in.grad, ref_in.grad, rtol=0, atol=1e-12)
+    # a grid that needs a gradient takes PyTorch's own path (both gradients)
+    grid_req = grid.clone().requires_grad_(True)
+    plane_grid_sample(planes.clone().requires_grad_(True), grid_req).sum().backward()
+    assert grid_req.grad is not None

@@ -6,7 +6,7 @@ takes off-CUDA. These functions compute the same thing with plain PyTorch, on ev
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -215,3 +215,57 @@ def _conv(x: Tensor, w: Tensor, up: int, padding: int, f: Tensor | None, groups:
     if up != 2 or f is None or padding != w.shape[-1] // 2:
         raise NotImplementedError("only up=1, or up=2 with a FIR filter and same-padding, are used by EG3D")
     return conv2d_up2(x, w, f, groups=groups)
+
+
+class _PlaneSample(torch.autograd.Function):
+    """``F.grid_sample`` (bilinear, zero padding, ``align_corners=False``) with a fast input gradient.
+
+    The forward is ``F.grid_sample`` itself. The backward, needed for the planes only (the grid
+    carries no gradient), scatters ``grad * corner weight`` with one ``index_add_`` over
+    channel-contiguous rows; PyTorch's CPU ``grid_sampler_2d_backward`` walks the channel-first
+    layout point by point and took 40 % of an inversion step on the tiny generator.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, planes: Tensor, grid: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(grid)
+        ctx.plane_shape = planes.shape
+        return F.grid_sample(planes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        (grid,) = ctx.saved_tensors
+        b, c, h, w = ctx.plane_shape
+        ix = ((grid[..., 0] + 1) * w - 1) / 2  # (B, Ho, Wo): align_corners=False unnormalisation
+        iy = ((grid[..., 1] + 1) * h - 1) / 2
+        x0, y0 = ix.floor(), iy.floor()
+        fx, fy = ix - x0, iy - y0
+        x0, y0 = x0.long(), y0.long()
+        g = grad.flatten(2).transpose(1, 2).reshape(-1, c)  # (B*Ho*Wo, C)
+        base = (torch.arange(b, device=grid.device) * (h * w)).view(b, 1, 1)
+        out = torch.zeros(b * h * w, c, device=grad.device, dtype=grad.dtype)
+        for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
+                               (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+            x, y = x0 + dx, y0 + dy
+            inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+            rows = (base + y.clamp(0, h - 1) * w + x.clamp(0, w - 1)).flatten()
+            out.index_add_(0, rows, g * (weight * inside).flatten().unsqueeze(1).to(g.dtype))
+        return out.view(b, h, w, c).permute(0, 3, 1, 2).contiguous(), None
+
+
+def plane_grid_sample(planes: Tensor, grid: Tensor) -> Tensor:
+    """Bilinear ``grid_sample`` with zero padding and ``align_corners=False`` (EG3D's plane lookup).
+
+    ``planes (B, C, H, W)``, ``grid (B, Ho, Wo, 2)`` in ``[-1, 1]`` -> ``(B, C, Ho, Wo)``. Values are
+    exactly ``F.grid_sample``'s; when only the planes need a gradient it is computed by a scatter that
+    is several times faster on CPU (same sums, another summation order).
+
+    Example:
+        >>> planes = torch.arange(4.0).view(1, 1, 2, 2).requires_grad_()
+        >>> out = plane_grid_sample(planes, torch.zeros(1, 1, 1, 2))  # the centre: mean of the 4 texels
+        >>> out.item(), torch.autograd.grad(out.sum(), planes)[0].flatten().tolist()
+        (1.5, [0.25, 0.25, 0.25, 0.25])
+    """
+    if grid.requires_grad or not planes.requires_grad or not torch.is_grad_enabled():
+        return F.grid_sample(planes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return _PlaneSample.apply(planes, grid)

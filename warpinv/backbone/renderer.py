@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from warpinv.backbone.ops import plane_grid_sample
 from warpinv.backbone.stylegan2 import FullyConnectedLayer
 
 #: For each plane, which point coordinates become the grid's (u, v) = (width, height) axes.
@@ -57,8 +58,7 @@ def sample_from_planes(planes: Tensor, coordinates: Tensor, box_warp: float) -> 
     n, n_planes, c, h, w = planes.shape
     m = coordinates.shape[1]
     grid = project_onto_planes((2.0 / box_warp) * coordinates).reshape(n * n_planes, 1, m, 2)
-    out = F.grid_sample(planes.reshape(n * n_planes, c, h, w), grid.float(), mode="bilinear",
-                        padding_mode="zeros", align_corners=False)
+    out = plane_grid_sample(planes.reshape(n * n_planes, c, h, w), grid.float())
     return out.reshape(n, n_planes, c, m).transpose(2, 3)
 
 
