@@ -8,11 +8,12 @@ STAMP  := $(VENV)/.stamp-install
 SUITE  ?= default
 ARGS   ?=
 
-.PHONY: test test-fast bench perf clean-venv help
+.PHONY: test test-fast bench bench-results perf clean-venv help
 
 help:
 	@echo "make test            run the test suite (creates .venv on first use)"
-	@echo "make bench           run the default benchmark on the embedded tiny generator"
+	@echo "make bench           run the default benchmark on the embedded tiny generator (SUITE=celebahq for the real one)"
+	@echo "make bench-results   copy runs/bench/\$$SUITE's tables and grids into benchmarks/results/\$$SUITE"
 	@echo "make perf            backbone performance benchmark -> benchmarks/results/perf_backbone.json"
 
 $(PY):
@@ -30,9 +31,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	WANDB_MODE=disabled $(PY) -m pytest -m "not slow" $(ARGS)
 
-# Until the benchmark harness exists, `make bench` runs the backbone performance benchmark on tiny.
+# `make bench` runs experiments/bench/$(SUITE).yaml (default: every method on the tiny generator's
+# synthetic multi-view set) into runs/bench/$(SUITE); ARGS takes dotted overrides and --devices N.
 bench: $(STAMP)
-	$(PY) benchmarks/perf/backbone.py --configs tiny --out runs/perf_backbone_tiny.json $(ARGS)
+	$(PY) -m warpinv bench experiments/bench/$(SUITE).yaml $(ARGS)
+
+# Copy a finished run's tables, provenance, timing and grid images into benchmarks/results/$(SUITE).
+bench-results: $(STAMP)
+	$(PY) benchmarks/publish.py runs/bench/$(SUITE) benchmarks/results/$(SUITE)
 
 perf: $(STAMP)
 	$(PY) benchmarks/perf/backbone.py $(ARGS)

@@ -94,6 +94,8 @@ def test_pair_metrics_share_one_call_convention() -> None:
         assert torch.allclose(scores, torch.full((2,), best), atol=1e-5) or info.name in ("id_arcface", "id_facenet")
         with pytest.raises(ValueError, match="same shape"):
             metric(pred, pred[..., :128])
+        with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+            metric(pred, pred * 2)
 
 
 def test_registry_errors() -> None:

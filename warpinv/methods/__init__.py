@@ -20,6 +20,9 @@ from warpinv.methods.base import (
     swapped_tensors,
 )
 
+# Built-in methods: importing a sub-package registers its method(s) in METHODS.
+from warpinv.methods import pti, w_opt, wplus_opt  # noqa: E402,F401  (registration side effect)
+
 __all__ = [
     "METHODS",
     "Evaluator",

@@ -1,0 +1,123 @@
+"""The bench/sweep command line, preflight messages, and wandb mode resolution."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import PROJECT_ROOT
+from warpinv.bench.cli import run_bench_cli
+from warpinv.bench.preflight import PreflightError, preflight
+from warpinv.bench.suite import load_suite, resolve_methods
+from warpinv.bench.wandb_log import log_run, resolve_mode
+
+CELEBAHQ = PROJECT_ROOT / "experiments" / "bench" / "celebahq.yaml"
+
+
+def test_celebahq_fails_in_seconds_listing_every_missing_item(capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.chdir(PROJECT_ROOT)
+    t0 = time.perf_counter()
+    code = run_bench_cli(["bench", str(CELEBAHQ), f"output={tmp_path / 'out'}"])
+    elapsed = time.perf_counter() - t0
+    err = capsys.readouterr().err
+    assert code == 2
+    assert elapsed < 60  # "seconds": nothing heavy is built (generous for a loaded 2-core CI box)
+    assert "cannot run" in err and "Traceback" not in err
+    suite = load_suite(CELEBAHQ)
+    # the generator checkpoint, the data folder and split, every metric's weights, the methods' LPIPS trunks
+    for needle in ("eg3d-ffhq512-128", suite.dataset.root, suite.dataset.split, "arcface-ir-se50",
+                   "torchvision-alexnet", "torchvision-vgg16", "warpinv data prepare", "warpinv data celebahq-split"):
+        assert needle in err, needle
+    assert "method w_opt" in err and "method pti" in err
+    assert not (tmp_path / "out").exists()  # nothing was written
+
+
+def test_celebahq_subset_suite_inherits(monkeypatch) -> None:
+    monkeypatch.chdir(PROJECT_ROOT)
+    sub = load_suite(PROJECT_ROOT / "experiments" / "bench" / "celebahq1500.yaml")
+    assert sub.generator == "ffhq512-128" and "1500" in str(sub.dataset.split) and sub.require_metric_weights
+    assert set(sub.methods) == set(load_suite(CELEBAHQ).methods)
+
+
+def test_preflight_reports_missing_data_and_generator_file(tmp_path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"generator": str(tmp_path / "nope.pkl"), "methods": ["bench_toy"],
+                                    "dataset": {"root": str(tmp_path / "missing"), "split": str(tmp_path / "s.txt")},
+                                    "metrics": []}))
+    import tests.bench.toy  # noqa: F401
+
+    suite = load_suite(path)
+    with pytest.raises(PreflightError) as info:
+        preflight(suite, resolve_methods(suite))
+    kinds = sorted(i.kind for i in info.value.items)
+    assert kinds == ["data", "data", "generator"]
+    assert "nope.pkl" in str(info.value) and "s.txt" in str(info.value) and "missing" in str(info.value)
+
+
+def test_unknown_override_is_a_clean_error(capsys, suite_file) -> None:
+    path, out = suite_file()
+    assert run_bench_cli(["bench", str(path), "views.nonsense=1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key(s) views.nonsense" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_dry_run_and_keys(capsys, suite_file) -> None:
+    path, out = suite_file()
+    assert run_bench_cli(["bench", str(path), "--dry-run", "method.offset=0.2"]) == 0
+    printed = capsys.readouterr().out
+    assert "preflight ok" in printed and "offset: 0.2" in printed and not out.exists()
+    assert run_bench_cli(["bench", str(path), "--keys"]) == 0
+    printed = capsys.readouterr().out
+    assert "views.yaw_sweep" in printed and "methods.toy.<key>" in printed and "fail_ids" in printed
+
+
+def test_sweep_dry_run_and_bayes_refusal(capsys, tmp_path) -> None:
+    assert run_bench_cli(["sweep", str(PROJECT_ROOT / "experiments" / "sweeps" / "pti_lr.yaml"), "--dry-run"]) == 0
+    assert "method.tuning_lr=0.0003" in capsys.readouterr().out
+    bayes = tmp_path / "b.yaml"
+    bayes.write_text(yaml.safe_dump({"method": "bayes", "parameters": {"x": {"values": [1]}},
+                                     "command": ["bench", "s.yaml", "${args_no_hyphens}"]}))
+    assert run_bench_cli(["sweep", str(bayes)]) == 2
+    assert "bayes" in capsys.readouterr().err
+
+
+def test_wandb_mode_resolution(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("NETRC", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert resolve_mode(True, "online") == "disabled"  # the environment wins (tests, CI)
+    monkeypatch.delenv("WANDB_MODE")
+    assert resolve_mode(True, None) == "offline"  # not logged in
+    assert resolve_mode(False, None) == "disabled"
+    assert resolve_mode(True, "dryrun") == "offline"
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password abc123\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    assert resolve_mode(True, None) == "online"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert log_run(enabled=True, mode=None, project="p", entity=None, name="n", out_dir=tmp_path, config={},
+                   rows=[], summary={}) is None
+
+
+def test_bench_never_needs_wandb(monkeypatch, suite_file) -> None:
+    """A broken or missing wandb only warns; the run's files are complete."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_wandb(name, *args, **kwargs):
+        if name == "wandb" or name.startswith("wandb."):
+            raise ImportError("wandb is not installed")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setattr(builtins, "__import__", no_wandb)
+    path, out = suite_file(wandb={"enabled": True}, dataset={"limit": 1}, views={"gt_novel": False})
+    from warpinv.bench.runner import run_bench
+
+    with pytest.warns(UserWarning, match="wandb logging skipped"):
+        result = run_bench(path, quiet=True)
+    assert result.paths["md"].is_file() and not (Path(out) / "wandb").exists()

@@ -1,0 +1,170 @@
+"""``warpinv bench`` and ``warpinv sweep``.
+
+The main ``warpinv`` command mounts them with :func:`add_bench_parser` and :func:`add_sweep_parser`;
+each handler is stored as ``func`` on the namespace and returns an exit code (0 ok, 2 for a config or
+preflight error, printed without a traceback). :func:`run_bench_cli` runs them on their own.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["add_bench_parser", "add_sweep_parser", "run_bench_cli"]
+
+_OVERRIDES_HELP = ("dotted overrides: any suite field (output=runs/x, dataset.limit=2, allow_random_metrics=true), "
+                   "a method's config (methods.pti.tuning_lr=3e-4), or method.KEY=VALUE in single-method suites")
+
+
+def add_bench_parser(subparsers: Any) -> None:
+    """Register ``bench`` on an ``argparse`` subparsers object."""
+    p = subparsers.add_parser(
+        "bench", help="run a benchmark suite (resumable) and write its leaderboards",
+        description="Run every method of a suite on its dataset through trainer.predict (all visible GPUs, or "
+                    "--devices N CPU processes), resumably; write rows, leaderboards (md, csv, tex, html), timing "
+                    "and provenance into the suite's output folder.")
+    p.add_argument("suite", metavar="SUITE.yaml", help="suite file, e.g. experiments/bench/default.yaml")
+    p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="KEY=VALUE", help=_OVERRIDES_HELP)
+    _bench_flags(p)
+    p.set_defaults(func=_cmd_bench)
+
+
+def _bench_flags(p: argparse.ArgumentParser, default: Any = None) -> None:
+    p.add_argument("--devices", type=int, default=default, metavar="N",
+                   help="processes: N GPUs (default: all visible), or N CPU processes when there is no GPU")
+    p.add_argument("--dry-run", action="store_true", default=default if default is not None else False,
+                   help="resolve the config and run the preflight checks, print the resolved suite, run nothing")
+    p.add_argument("--keys", action="store_true", default=default if default is not None else False,
+                   help="list every suite key and each method's config keys, then exit")
+    p.add_argument("-q", "--quiet", action="store_true", default=default if default is not None else False,
+                   help="no progress bars or table on the terminal")
+
+
+def _sweep_flags(p: argparse.ArgumentParser, default: Any = None) -> None:
+    p.add_argument("--devices", type=int, default=default, metavar="N", help="processes per trial (as for bench)")
+    p.add_argument("--seed", type=int, default=default if default is not None else 0,
+                   help="seed of the random draws (default 0)")
+    p.add_argument("--max-trials", type=int, default=default, metavar="K",
+                   help="run at most K trials (random: draw K)")
+    p.add_argument("--out", default=default, metavar="DIR", help="output folder (default runs/sweeps/<name>)")
+    p.add_argument("--dry-run", action="store_true", default=default if default is not None else False,
+                   help="print the trials and exit")
+    p.add_argument("-q", "--quiet", action="store_true", default=default if default is not None else False,
+                   help="no progress bars or tables on the terminal")
+
+
+def _intermixed(ns: argparse.Namespace, flags: Any) -> argparse.Namespace:
+    """Flags may follow the overrides (``bench s.yaml a=1 --devices 2``): parse the remainder again."""
+    rest = list(ns.overrides or [])
+    if not rest:
+        ns.overrides = []
+        return ns
+    parser = argparse.ArgumentParser(prog="warpinv", add_help=False)
+    flags(parser, default=argparse.SUPPRESS)
+    parser.add_argument("overrides", nargs="*")
+    more = parser.parse_intermixed_args(rest)
+    for key, value in vars(more).items():
+        setattr(ns, key, value)
+    return ns
+
+
+def add_sweep_parser(subparsers: Any) -> None:
+    """Register ``sweep`` on an ``argparse`` subparsers object."""
+    p = subparsers.add_parser(
+        "sweep", help="run a wandb sweep file locally (grid/random) and write one leaderboard across it",
+        description="Expand a wandb sweep file (experiments/sweeps/*.yaml) locally -- grid, or seeded random draws -- "
+                    "run each trial through `warpinv bench`, and write one leaderboard across the trials. With a "
+                    "W&B server, the same file runs unchanged with `wandb sweep FILE` + `wandb agent ID`.")
+    p.add_argument("sweep", metavar="SWEEP.yaml")
+    p.add_argument("overrides", nargs=argparse.REMAINDER, metavar="KEY=VALUE",
+                   help="overrides applied to every trial; " + _OVERRIDES_HELP)
+    _sweep_flags(p)
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _errors() -> tuple[type[BaseException], ...]:
+    from warpinv.bench.preflight import PreflightError
+    from warpinv.config import ConfigError
+    from warpinv.weights import MissingWeightsError
+
+    return ConfigError, PreflightError, MissingWeightsError
+
+
+def _cmd_bench(ns: argparse.Namespace) -> int:
+    from warpinv.bench.preflight import preflight
+    from warpinv.bench.runner import run_bench
+    from warpinv.bench.suite import load_suite, resolve_methods, resolved_dict
+
+    try:
+        ns = _intermixed(ns, _bench_flags)
+        if ns.keys:
+            _print_keys(ns.suite, ns.overrides)
+            return 0
+        if ns.dry_run:
+            import yaml
+
+            suite = load_suite(ns.suite, ns.overrides)
+            methods = resolve_methods(suite)
+            report, metric_set = preflight(suite, methods)
+            print(yaml.safe_dump(resolved_dict(suite, methods), sort_keys=False))
+            if report.will_synthesize:
+                print(f"# the synthetic dataset will be built at {suite.dataset.root}")
+            for name, reason in (metric_set.unavailable if metric_set else {}).items():
+                print(f"# metric {name} unavailable: {reason}")
+            print("# preflight ok")
+            return 0
+        result = run_bench(ns.suite, ns.overrides, devices=ns.devices, quiet=ns.quiet)
+    except _errors() as err:
+        print(f"warpinv bench: {err}", file=sys.stderr)
+        return 2
+    incomplete = [c for c in result.split_checks if c.missing]
+    return 1 if incomplete else 0
+
+
+def _cmd_sweep(ns: argparse.Namespace) -> int:
+    from warpinv.bench.sweep import expand, load_sweep, run_sweep
+
+    try:
+        ns = _intermixed(ns, _sweep_flags)
+        if ns.dry_run:
+            spec = load_sweep(ns.sweep)
+            trials = expand(spec, seed=ns.seed, max_trials=ns.max_trials)
+            print(f"sweep {spec.name}: {spec.method}, {len(trials)} trial(s), suite {spec.suite}")
+            for t in trials:
+                print(f"  {t.name}: {' '.join(t.overrides())}")
+            return 0
+        run_sweep(ns.sweep, out_dir=ns.out, devices=ns.devices, seed=ns.seed, max_trials=ns.max_trials,
+                  overrides=ns.overrides, quiet=ns.quiet)
+    except _errors() as err:
+        print(f"warpinv sweep: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _print_keys(suite_path: str, overrides: list[str]) -> None:
+    from warpinv.bench.suite import SuiteConfig, load_suite
+    from warpinv.config import describe
+    from warpinv.methods import METHODS
+
+    print("suite keys:")
+    for key, default, help_text in describe(SuiteConfig):
+        print(f"  {key} = {default}\n      {help_text}")
+    suite = load_suite(suite_path, overrides)
+    for label, entry in suite.methods.items():
+        cls = METHODS.get(entry.method)
+        if cls is None:
+            continue
+        print(f"\nmethods.{label}.<key>  ({entry.method}):")
+        for key, default, help_text in describe(cls.Config):
+            print(f"  {key} = {default}\n      {help_text}")
+
+
+def run_bench_cli(argv: Sequence[str]) -> int:
+    """Run ``bench``/``sweep`` without the main ``warpinv`` parser (tests, scripts)."""
+    parser = argparse.ArgumentParser(prog="warpinv")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_bench_parser(sub)
+    add_sweep_parser(sub)
+    ns = parser.parse_args(list(argv))
+    return int(ns.func(ns))

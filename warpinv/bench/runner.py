@@ -1,0 +1,391 @@
+"""``run_bench``: one suite, every method, through ``trainer.predict``; then merge, check, tabulate.
+
+Per method: one ``Trainer`` (its ``trainer_arguments`` merged in one place, :func:`trainer_kwargs`),
+``trainer.predict`` over the images not yet done (resume), rows appended per image to
+``rows/rank{r}.jsonl``. Processes: every visible GPU (DDP), or ``--devices N`` CPU processes
+(``ddp_spawn`` with gloo) when there is no GPU; one process otherwise. ``ddp_spawn`` is used on
+GPUs too, so the same code runs from the CLI, a notebook or a test (``strategy="ddp"`` would re-run
+the command line per rank), and each method may use a different number of processes (never more
+than the images left: ``UnrepeatedDistributedSamplerWrapper`` needs one per rank).
+
+After the last method, the launching process merges the shards, de-duplicates, checks the ids
+against the split (missing reported, extras an error) and writes the outputs::
+
+    <output>/resolved_config.yaml   the suite with every method's resolved Config and hash
+    <output>/rows/rank*.jsonl       per-rank shards (append-only; the resume state)
+    <output>/rows.jsonl             merged rows of this suite's current configs
+    <output>/leaderboard.{md,csv,tex,html}
+    <output>/timing.json            seconds per image and peak memory per method
+    <output>/provenance.json        code, configs, weights, data, device, versions, date
+    <output>/images/<label>/<id>/   the HTML grid's images (input, reconstruction, depth, views)
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from warpinv.bench import leaderboard as lb
+from warpinv.bench import provenance as prov
+from warpinv.bench.evaluate import BenchEvaluator, MetricSet, collect_grids
+from warpinv.bench.preflight import preflight
+from warpinv.bench.progress import MethodProgress, ShareCpuThreads
+from warpinv.bench.rows import (
+    INPUT_VIEW,
+    STATUS_OK,
+    RowWriter,
+    SplitCheck,
+    check_split,
+    completed_ids,
+    merge_shards,
+    write_rows,
+)
+from warpinv.bench.suite import ResolvedMethod, SuiteConfig, load_suite, resolve_methods, resolved_dict
+from warpinv.config import ConfigError, save_yaml, to_dict
+
+
+@dataclass
+class BenchResult:
+    """What a finished run produced."""
+
+    out_dir: Path
+    rows: list[dict[str, Any]]
+    board: lb.Leaderboard
+    summary: dict[str, float]
+    paths: dict[str, Path]
+    split_checks: list[SplitCheck] = field(default_factory=list)
+    ran: dict[str, int] = field(default_factory=dict)
+
+
+def log(msg: str, quiet: bool = False) -> None:
+    if not quiet:
+        print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# -------------------------------------------------------------------------------------- devices
+
+
+def pick_devices(suite: SuiteConfig, devices: int | None) -> tuple[str, int]:
+    """``(accelerator, processes)``: every visible GPU by default, else ``--devices``/``devices`` or
+    ``cpu_processes`` CPU processes."""
+    want = devices if devices is not None else suite.devices
+    if want is not None and want < 1:
+        raise ConfigError(f"--devices must be >= 1, got {want}")
+    use_gpu = suite.device in ("auto", "cuda") and torch.cuda.is_available()
+    if suite.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA device is visible")
+    if use_gpu:
+        n = torch.cuda.device_count()
+        if want is not None and want > n:
+            raise ConfigError(f"--devices {want} but only {n} GPU(s) are visible")
+        return "gpu", want or n
+    if want is None and suite.cpu_processes < 1:
+        raise ConfigError(f"cpu_processes must be >= 1, got {suite.cpu_processes}")
+    return "cpu", want or suite.cpu_processes
+
+
+def trainer_kwargs(method: Any, accelerator: str, processes: int, timeout_hours: float) -> dict[str, Any]:
+    """The ONE place where a method's ``trainer_arguments`` meet the harness's Trainer settings."""
+    from pytorch_lightning.strategies import DDPStrategy
+
+    kwargs: dict[str, Any] = {
+        "accelerator": accelerator, "devices": processes, "logger": False, "enable_checkpointing": False,
+        "enable_progress_bar": False, "enable_model_summary": False, "inference_mode": False,
+        "num_sanity_val_steps": 0,
+    }
+    if processes > 1:
+        kwargs["strategy"] = DDPStrategy(
+            start_method="spawn", timeout=_dt.timedelta(hours=timeout_hours),
+            process_group_backend="nccl" if accelerator == "gpu" else "gloo")
+    kwargs.update(getattr(method, "trainer_arguments", {}) or {})
+    if kwargs.get("inference_mode", False):
+        raise ConfigError(f"method {getattr(method, 'name', '?')} asks for inference_mode=True; the harness needs "
+                          "gradients for per-image optimisation (set it False in trainer_arguments)")
+    return kwargs
+
+
+# ---------------------------------------------------------------------------------------- dataset
+
+
+def ensure_dataset(suite: SuiteConfig, quiet: bool = False) -> None:
+    """Build the synthetic set on first run when the suite says how (``dataset.synthesize``)."""
+    ds = suite.dataset
+    root = Path(ds.root)
+    if (root / "dataset.json").is_file() or ds.synthesize is None:
+        return
+    from warpinv.data import make_synthetic_multiview
+
+    spec = ds.synthesize
+    gen = spec.generator or suite.generator
+    log(f"building the synthetic multi-view set ({spec.n} identities, generator {gen}) at {root}", quiet)
+    t0 = time.perf_counter()
+    make_synthetic_multiview(root, n=spec.n, generator=gen, seed=spec.seed, **spec.options)
+    log(f"synthetic set ready in {time.perf_counter() - t0:.1f} s", quiet)
+
+
+def _datamodule(suite: SuiteConfig, exclude_ids: set[str] | None = None) -> Any:
+    from warpinv.config import from_dict
+    from warpinv.data import InversionDataModule
+    from warpinv.data.validation import DatasetOptions
+
+    ds = suite.dataset
+    options = from_dict(DatasetOptions, ds.options, path="dataset.options")
+    return InversionDataModule(ds.root, split=ds.split, exclude_ids=sorted(exclude_ids or ()),
+                               batch_size=suite.batch_size, num_workers=ds.num_workers, options=options)
+
+
+def dataset_ids(suite: SuiteConfig) -> list[str]:
+    """The image ids the suite covers, in split order (``dataset.limit`` applied)."""
+    dm = _datamodule(suite)
+    ids = list(_ids_of(dm))
+    if suite.dataset.limit is not None:
+        ids = ids[: suite.dataset.limit]
+    return ids
+
+
+def _ids_of(dm: Any) -> list[str]:
+    for attr in ("image_ids", "ids"):
+        value = getattr(dm, attr, None)
+        if value is not None:
+            return [str(v) for v in (value() if callable(value) else value)]
+    dm.setup("predict")
+    dataset = getattr(dm, "dataset", None) or getattr(dm, "predict_dataset", None)
+    for attr in ("image_ids", "ids", "names"):
+        value = getattr(dataset, attr, None)
+        if value is not None:
+            return [str(v) for v in (value() if callable(value) else value)]
+    raise RuntimeError("cannot list the data module's image ids (expected an `image_ids` attribute)")
+
+
+# -------------------------------------------------------------------------------------------- run
+
+
+def run_bench(suite_path: str | Path, overrides: list[str] | None = None, *, devices: int | None = None,
+              quiet: bool = False, wandb_group: str | None = None,
+              wandb_config: dict[str, Any] | None = None) -> BenchResult:
+    """Run a suite (resumable) and write every output. See the module docstring."""
+    t_start = time.perf_counter()
+    from warpinv.backbone.runtime import tune_cpu_allocator
+
+    tune_cpu_allocator()
+    logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+    suite = load_suite(suite_path, overrides)
+    methods = resolve_methods(suite)
+    _, metric_set = preflight(suite, methods)
+    assert metric_set is not None
+    out = Path(suite.output)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_dir = out / "rows"
+
+    ensure_dataset(suite, quiet)
+    split_ids = dataset_ids(suite)
+    if not split_ids:
+        raise ConfigError(f"dataset {suite.dataset.root} (split {suite.dataset.split}) holds no images")
+    accelerator, processes = pick_devices(suite, devices)
+    resolved = resolved_dict(suite, methods)
+    resolved["run"] = {"accelerator": accelerator, "processes": processes, "images": len(split_ids)}
+    save_yaml(resolved, out / "resolved_config.yaml")
+    for name, reason in metric_set.unavailable.items():
+        log(f"metric {name} unavailable: {reason}", quiet)
+
+    from warpinv.backbone import load_generator
+    from warpinv.methods import build_method
+
+    G = load_generator(suite.generator)
+    generator_info = prov.generator_provenance(suite.generator, G)
+    split_name = suite.dataset.name or (Path(suite.dataset.split).stem if suite.dataset.split
+                                        else Path(suite.dataset.root).name)
+    selected = set(split_ids)
+    all_ids = set(_ids_of(_datamodule(suite))) if suite.dataset.limit is not None else selected
+    save_ids = set(split_ids[: max(0, suite.save_images)])
+    existing = merge_shards(rows_dir) if rows_dir.is_dir() else []
+    ran: dict[str, int] = {}
+    for m in methods:
+        done = completed_ids(existing, m.label, m.config_hash) & selected
+        todo = [i for i in split_ids if i not in done]
+        if not todo:
+            log(f"{m.label}: all {len(split_ids)} images already done (config {m.config_hash}); skipping", quiet)
+            ran[m.label] = 0
+            continue
+        if done:
+            log(f"{m.label}: resuming, {len(done)} of {len(split_ids)} images already done", quiet)
+        module = build_method(m.name, to_dict(m.config), G)
+        module.evaluator = BenchEvaluator(
+            label=m.label, method_name=m.name, config_hash=m.config_hash, split=split_name, metrics=metric_set,
+            gt_novel=suite.views.gt_novel, yaw_sweep=suite.views.yaw_sweep, sweep_pitch=suite.views.sweep_pitch,
+            multiview=suite.views.multiview, render_batch=suite.views.render_batch, out_dir=out,
+            save_image_ids=save_ids, save_inversions=suite.save_inversions)
+        n_proc = min(processes, len(todo))
+        if n_proc < processes:
+            log(f"{m.label}: {len(todo)} image(s) left, running {n_proc} process(es) instead of {processes}", quiet)
+        dm = _datamodule(suite, exclude_ids=done | (all_ids - selected))
+        import pytorch_lightning as pl
+
+        callbacks = [RowWriter(rows_dir), MethodProgress(m.label, len(todo), enabled=not quiet), ShareCpuThreads()]
+        trainer = pl.Trainer(callbacks=callbacks, **trainer_kwargs(module, accelerator, n_proc, suite.ddp_timeout_hours))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            warnings.filterwarnings("ignore", message=".*predict_dataloader.*num_workers.*")
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
+            trainer.predict(module, datamodule=dm, return_predictions=False)
+        ran[m.label] = len(todo)
+        del module, trainer
+
+    return finalize(suite, methods, metric_set, split_ids, split_name, generator_info, accelerator, processes,
+                    quiet=quiet, ran=ran, wandb_group=wandb_group, wandb_config=wandb_config,
+                    wall_seconds=time.perf_counter() - t_start)
+
+
+def finalize(suite: SuiteConfig, methods: list[ResolvedMethod], metric_set: MetricSet, split_ids: list[str],
+             split_name: str, generator_info: dict[str, Any], accelerator: str, processes: int, *, quiet: bool = False,
+             ran: dict[str, int] | None = None, wandb_group: str | None = None,
+             wandb_config: dict[str, Any] | None = None, wall_seconds: float | None = None) -> BenchResult:
+    """Merge the shards, check the split, write rows, tables, timing, provenance; log to wandb."""
+    out = Path(suite.output)
+    all_rows = merge_shards(out / "rows") if (out / "rows").is_dir() else []
+    current = {(m.label, m.config_hash) for m in methods}
+    rows = [r for r in all_rows if (r["method"], r["config_hash"]) in current]
+    stale = len(all_rows) - len(rows)
+    write_rows(out / "rows.jsonl", rows)
+    checks = [check_split(rows, split_ids, m.label, m.config_hash) for m in methods]
+    for c in checks:
+        if not c.ok:
+            log(f"split check: {c.describe()}", quiet)
+
+    metric_meta = _metric_meta(metric_set)
+    summaries = [lb.MethodSummary(m.label, m.name, m.config_hash, _budget_text(m)) for m in methods]
+    board = lb.aggregate(rows, summaries, metric_meta, title=f"warpinv bench: {suite.name}")
+    board.unavailable = dict(metric_set.unavailable)
+    board.unavailable.update(_metric_failures(rows, metric_set))
+
+    split_sha = (prov.sha256_file(suite.dataset.split) if suite.dataset.split and Path(suite.dataset.split).is_file()
+                 else prov.sha256_lines(split_ids))
+    dataset_info = {"name": split_name, "root": suite.dataset.root, "split": suite.dataset.split,
+                    "split_sha256": split_sha, "images": len(split_ids), "limit": suite.dataset.limit,
+                    "ids_sha256": prov.sha256_lines(split_ids)}
+    metric_info = {name: dict(info) for name, info in metric_set.info.items()}
+    for name, info in metric_info.items():
+        names = [w for w in (info.get("weight_names") or info.get("weights") or []) if isinstance(w, str)]
+        info["weight_checksums"] = prov.weight_provenance(names) if info.get("status") == "ok" and not info.get(
+            "random_weights") else {}
+    notes = list(suite.notes)
+    lpips_random = sorted({r["method"] for r in rows if (r.get("info") or {}).get("lpips_random_weights")})
+    if lpips_random:
+        notes.append("Methods whose LPIPS loss used a seeded random trunk (weights absent): " + ", ".join(lpips_random) + ".")
+    if "tiny" in str(generator_info.get("description", "")) or suite.generator == "tiny":
+        notes.append("The tiny generator has seeded random weights (not a trained model): numbers measure the "
+                     "harness and the optimisers on in-domain renders, not face inversion quality.")
+    incomplete = [c.describe() for c in checks if c.missing]
+    if incomplete:
+        notes.append("INCOMPLETE: " + "; ".join(incomplete) + ".")
+    methods_info = {m.label: m.summary() for m in methods}
+    record = prov.collect(suite_name=suite.name, suite_hash=resolved_dict(suite, methods)["suite_hash"],
+                          generator=generator_info, dataset=dataset_info, metrics=metric_info, methods=methods_info,
+                          device=prov.device_info(accelerator, processes), notes=notes)
+    record["stale_rows_kept_in_shards"] = stale
+    board.caption = prov.caption(record)
+    board.provenance = record
+    board.csv_context = {"suite": suite.name, "dataset": split_name, "split_sha256": split_sha,
+                         "generator": generator_info.get("description"),
+                         "generator_sha256": generator_info.get("sha256") or generator_info.get("state_dict_sha256"),
+                         "git_commit": (record["git"] or {}).get("commit"), "git_dirty": (record["git"] or {}).get("dirty"),
+                         "date": record["date"]}
+
+    grids_raw = collect_grids(out, [m.label for m in methods])
+    grids = {label: {iid: [lb.GridImage(p, c, row) for p, c, row in ims] for iid, ims in per.items()}
+             for label, per in grids_raw.items()}
+    paths = lb.write_all(board, out, grids=grids, tex_label=f"tab:warpinv-{suite.name}")
+    timing = {r.label: {"seconds_per_image": _f(r.seconds_per_image), "peak_gpu_mem_mb": _f(r.peak_mem_mb),
+                        "peak_rss_mb": _f(r.peak_rss_mb), "images": r.images, "failed": r.failed,
+                        "ran_this_time": (ran or {}).get(r.label, 0)} for r in board.rows}
+    if wall_seconds is not None:
+        timing["_wall_seconds"] = wall_seconds  # type: ignore[assignment]
+    (out / "timing.json").write_text(json.dumps(timing, indent=1) + "\n")
+    (out / "provenance.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
+    paths["rows"] = out / "rows.jsonl"
+    paths["provenance"] = out / "provenance.json"
+    paths["timing"] = out / "timing.json"
+    paths["resolved_config"] = out / "resolved_config.yaml"
+
+    summary = summary_metrics(board)
+    from warpinv.bench.wandb_log import log_run
+
+    log_run(enabled=suite.wandb.enabled, mode=suite.wandb.mode, project=suite.wandb.project, entity=suite.wandb.entity,
+            name=suite.name, out_dir=out, config={**resolved_dict(suite, methods), **(wandb_config or {})},
+            rows=rows, summary=summary, images={k: [(p, f"{iid}: {c}") for iid, v in per.items() for p, c, _ in v]
+                                             for k, per in grids_raw.items()},
+            group=wandb_group, log_images=suite.wandb.log_images)
+    log(f"wrote {paths['md']} (+ .csv .tex .html), {len(rows)} rows", quiet)
+    if not quiet:
+        print(lb.to_markdown(board), flush=True)
+    return BenchResult(out, rows, board, summary, paths, checks, dict(ran or {}))
+
+
+def _f(x: float) -> float | None:
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
+def _budget_text(m: ResolvedMethod) -> str:
+    """Changed budget fields first (``budget_fields`` of the method class), then other changed settings."""
+    from warpinv.methods import METHODS
+
+    fields = tuple(getattr(METHODS.get(m.name), "budget_fields", ()) or ())
+    text = m.budget_text()
+    if not fields or not m.budget:
+        return text
+    budget = [b for b in m.budget if b[0] in fields or b[0].split(".")[-1] in fields]
+    other = [b for b in m.budget if b not in budget]
+    first = ResolvedMethod(m.label, m.name, m.config, m.config_hash, m.preset_path, m.reference, budget).budget_text()
+    rest = ResolvedMethod(m.label, m.name, m.config, m.config_hash, m.preset_path, m.reference, other).budget_text()
+    return "; ".join(p for p in (first, f"also {rest}" if rest else "") if p)
+
+
+def _metric_meta(metric_set: MetricSet) -> dict[str, lb.MetricMeta]:
+    meta: dict[str, lb.MetricMeta] = {}
+    for name, info in metric_set.info.items():
+        if info.get("status") != "ok":
+            continue
+        random = bool(info.get("random_weights"))
+        meta[name] = lb.MetricMeta(name, name, info.get("higher_is_better", lb.guess_higher_is_better(name)),
+                                   random, info.get("resolution"), str(info.get("comparable_to") or ""))
+        for col, cinfo in (info.get("columns") or {}).items():
+            meta[col] = lb.MetricMeta(col, col, cinfo.get("higher_is_better"), random, cinfo.get("resolution"),
+                                      str(info.get("comparable_to") or ""))
+    return meta
+
+
+def _metric_failures(rows: list[dict[str, Any]], metric_set: MetricSet) -> dict[str, str]:
+    """Metrics that produced no value at all (every attempt raised), with the first reason."""
+    produced = {k for r in rows for k, v in (r.get("metrics") or {}).items() if v is not None}
+    out = {}
+    for name in metric_set.modules:
+        if any(col in produced for col in (metric_set.info.get(name, {}).get("columns") or {name: None})):
+            continue
+        reasons = [n for r in rows for n in (r.get("notes") or []) if n.startswith(f"{name}:")]
+        if reasons:
+            out[name] = "failed on every image: " + reasons[0].split(":", 1)[1].strip()
+    return out
+
+
+def summary_metrics(board: lb.Leaderboard) -> dict[str, float]:
+    """``{"<label>/<group>/<metric>": mean}`` plus timing: the names sweep files optimise."""
+    out: dict[str, float] = {}
+    for r in board.rows:
+        for c in board.columns:
+            cell = r.cells.get(c.id)
+            if cell is not None:
+                out[f"{r.label}/{c.id}"] = cell.mean
+        out[f"{r.label}/seconds_per_image"] = r.seconds_per_image
+        out[f"{r.label}/failed"] = float(r.failed)
+        out[f"{r.label}/images"] = float(r.images)
+    return out
+

@@ -1,0 +1,75 @@
+"""``w_opt``: optimise one latent in W (broadcast to every layer) to reproduce the image.
+
+With the defaults this is exactly PTI's pivot stage (the StyleGAN2-ADA projector as PTI runs it:
+450 steps, ramped lr peaking at 0.01, latent noise ramp, LPIPS-VGG at 256, optimised and
+regularised backbone noise that is then discarded). See ``README.md``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from warpinv.backbone import EG3DGenerator
+from warpinv.methods.base import Inversion, InversionItem, InversionMethod, register_method
+from warpinv.methods.losses import PerceptualLoss, build_lpips
+from warpinv.methods.projector import (
+    LatentOptConfig,
+    Projection,
+    ProjectorSettings,
+    Space,
+    StepCallback,
+    latent_stats,
+    prepare_target,
+    project,
+)
+
+
+@dataclass
+class WOptConfig(LatentOptConfig):
+    """W optimisation. Defaults: PTI's projector (``danielroich/PTI`` ``w_projector.project``)."""
+
+
+@register_method
+class WOpt(InversionMethod):
+    """Latent optimisation in W: one ``w`` for all layers, Adam, start at ``w_avg``."""
+
+    name = "w_opt"
+    Config = WOptConfig
+    #: The latent space optimised.
+    space: ClassVar[Space] = "w"
+    #: Config fields that set the compute budget (the harness reports reductions of these).
+    budget_fields: ClassVar[tuple[str, ...]] = ("steps",)
+
+    def __init__(self, config: WOptConfig, generator: EG3DGenerator) -> None:
+        super().__init__(config, generator)
+        self.config: WOptConfig = config
+        self.perceptual: PerceptualLoss | None = None
+        if config.lpips_weight > 0:  # built here so missing weights fail before any image
+            self.perceptual = PerceptualLoss(build_lpips(config.lpips_net, config.allow_random_lpips),
+                                             config.lpips_resolution)
+        #: Optional per-step hook ``callback(step, terms)`` (logging, tests).
+        self.step_callback: StepCallback | None = None
+
+    def projector_settings(self) -> ProjectorSettings:
+        return self.config.projector_settings(self.space)
+
+    def invert(self, item: InversionItem) -> Inversion:
+        cfg = self.config
+        with torch.enable_grad():
+            target, mask = prepare_target(item, self.G.img_resolution)
+            camera = item.camera.to(target.device, torch.float32)
+            stats = latent_stats(self.G, camera, cfg.w_avg_samples, cfg.w_avg_seed)
+            proj = project(self.G, target, camera, self.projector_settings(), stats, perceptual=self.perceptual,
+                           mask=mask, callback=self.step_callback)
+        delta = proj.noise if cfg.return_noise else {}
+        return Inversion(item.image_id, self.name, proj.ws, item.camera, generator_delta=delta,
+                         info=self.summary(proj, bool(delta)))
+
+    def summary(self, proj: Projection, noise_returned: bool) -> dict[str, Any]:
+        info: dict[str, Any] = {"space": self.space, "steps": proj.steps, "noise_returned": noise_returned}
+        info.update({f"last_{k}": v for k, v in proj.last.items() if k in ("loss", "lpips", "mse")})
+        if self.perceptual is not None and self.perceptual.random_weights:
+            info["lpips_random_weights"] = True
+        return info
