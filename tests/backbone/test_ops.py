@@ -126,8 +126,12 @@ def test_plane_grid_sample_matches_grid_sample_and_its_gradient(shape) -> None:
     ref_in = planes.clone().requires_grad_(True)
     ref = torch.nn.functional.grid_sample(ref_in, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     ref.backward(grad_out)
-    assert torch.equal(ours, ref)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
     torch.testing.assert_close(ours_in.grad, ref_in.grad, rtol=0, atol=1e-12)
+    with torch.no_grad():  # float32: grid_sample's values within rounding (|values| < 5, fp32 eps 1.2e-7)
+        ref32 = torch.nn.functional.grid_sample(planes.float(), grid.float(), mode="bilinear", padding_mode="zeros",
+                                                align_corners=False)
+        torch.testing.assert_close(plane_grid_sample(planes.float(), grid.float()), ref32, rtol=0, atol=4e-6)
     # a grid that needs a gradient takes PyTorch's own path (both gradients)
     grid_req = grid.clone().requires_grad_(True)
     plane_grid_sample(planes.clone().requires_grad_(True), grid_req).sum().backward()
