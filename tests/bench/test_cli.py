@@ -121,3 +121,13 @@ def test_bench_never_needs_wandb(monkeypatch, suite_file) -> None:
     with pytest.warns(UserWarning, match="wandb logging skipped"):
         result = run_bench(path, quiet=True)
     assert result.paths["md"].is_file() and not (Path(out) / "wandb").exists()
+
+
+def test_the_warpinv_command_mounts_bench_and_sweep(capsys) -> None:
+    """``make bench`` calls ``python -m warpinv bench``: the main parser must route to the harness."""
+    from warpinv.cli import main
+
+    assert main(["bench", str(PROJECT_ROOT / "experiments" / "bench" / "default.yaml"), "--dry-run"]) == 0
+    assert "# preflight ok" in capsys.readouterr().out
+    assert main(["sweep", str(PROJECT_ROOT / "experiments" / "sweeps" / "pti_lr.yaml"), "--dry-run"]) == 0
+    assert "3 trial(s)" in capsys.readouterr().out
