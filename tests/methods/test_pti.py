@@ -163,3 +163,14 @@ def test_config_is_strict_and_the_presets_load() -> None:
     assert from_dict(PTIConfig, load_yaml(PRESETS / "pti.yaml")) == PTIConfig()
     eg3d = from_dict(PTIConfig, load_yaml(PRESETS / "pti_eg3d.yaml"))
     assert eg3d == PTIConfig(pivot_space="w+", pivot_steps=500, tuning_steps=500)
+
+
+def test_an_unused_tuning_lpips_is_neither_computed_nor_reported(G, item) -> None:
+    """Weight 0, no early stop, no locality: the trunk never runs and the outputs do not claim it was used."""
+    cfg = {**FAST, "pivot_steps": 1, "tuning_steps": 2, "pivot_lpips_weight": 0.0, "tuning_lpips_weight": 0.0}
+    m = build_method("pti", cfg, G)
+    m.tuning_perceptual = ScriptedLPIPS([])  # any call would raise StopIteration
+    torch.manual_seed(0)
+    info = m.invert(item).info
+    assert m.tuning_perceptual.calls == 0 and info["tuning_steps_run"] == 2
+    assert info["final_lpips"] is None and "lpips_random_weights" not in info

@@ -154,9 +154,17 @@ class PTI(InversionMethod):
         self.tuning_callback: StepCallback | None = None
 
     @property
+    def tuning_uses_lpips(self) -> bool:
+        """Whether the tuning stage computes LPIPS (its loss, the early stop or the locality term)."""
+        cfg = self.config
+        return (cfg.tuning_lpips_weight > 0 or cfg.lpips_threshold is not None
+                or (cfg.locality_regularization and cfg.locality_lpips_weight > 0))
+
+    @property
     def random_lpips(self) -> bool:
-        modules = [m for m in (self.pivot_perceptual, self.tuning_perceptual) if m is not None]
-        return any(m.random_weights for m in modules)
+        """Whether a seeded random LPIPS trunk entered any loss or decision of this method."""
+        modules = [self.pivot_perceptual] + ([self.tuning_perceptual] if self.tuning_uses_lpips else [])
+        return any(m.random_weights for m in modules if m is not None)
 
     def invert(self, item: InversionItem) -> Inversion:
         cfg = self.config
@@ -187,14 +195,17 @@ class PTI(InversionMethod):
         for step in range(cfg.tuning_steps):
             image = synthesize(G, ws, camera, **render)["image"]
             mse = masked_mse(image, target, mask)
-            lpips = self.tuning_perceptual(image, target, mask).mean()
-            lpips_value, mse_value = float(lpips.detach()), float(mse.detach())
-            loss = cfg.tuning_mse_weight * mse + cfg.tuning_lpips_weight * lpips
+            loss = cfg.tuning_mse_weight * mse
+            if cfg.tuning_lpips_weight > 0 or cfg.lpips_threshold is not None:
+                lpips = self.tuning_perceptual(image, target, mask).mean()
+                lpips_value = float(lpips.detach())
+                loss = loss + cfg.tuning_lpips_weight * lpips
+            mse_value = float(mse.detach())
             optimizer.zero_grad(set_to_none=True)
             if cfg.lpips_threshold is not None and lpips_value <= cfg.lpips_threshold:
                 early_stopped = True  # official: checked on this forward, before any backward
                 break
-            terms = {"mse": mse_value, "lpips": lpips_value}
+            terms = {"mse": mse_value, "lpips": lpips_value}  # lpips: nan when the stage does not compute it
             if cfg.locality_regularization and step % cfg.locality_interval == 0:
                 locality = self.locality_loss(G, ws, camera, stats)
                 loss = loss + locality
@@ -208,10 +219,12 @@ class PTI(InversionMethod):
         if not early_stopped:  # measure the returned generator, not the one before the last step
             with torch.no_grad():
                 image = synthesize(G, ws, camera, **render)["image"]
-                lpips_value = float(self.tuning_perceptual(image, target, mask).mean())
+                if self.tuning_uses_lpips:
+                    lpips_value = float(self.tuning_perceptual(image, target, mask).mean())
                 mse_value = float(masked_mse(image, target, mask))
         G.requires_grad_(False)
-        info = {"tuning_steps_run": steps_run, "early_stopped": early_stopped, "final_lpips": lpips_value,
+        final_lpips = lpips_value if self.tuning_uses_lpips else None  # not computed: no LPIPS in the stage
+        info = {"tuning_steps_run": steps_run, "early_stopped": early_stopped, "final_lpips": final_lpips,
                 "final_mse": mse_value, "lpips_threshold": cfg.lpips_threshold,
                 "locality_regularization": cfg.locality_regularization}
         return G, info
