@@ -283,3 +283,30 @@ def test_camera_labels_are_finite(prepared) -> None:  # noqa: ANN001
     data = json.loads((dst / "dataset.json").read_text())
     labels = torch.tensor([lab for _, lab in data["labels"]], dtype=torch.float64)
     assert torch.isfinite(labels).all()
+
+
+@pytest.mark.slow
+def test_the_celebahq_suite_accepts_a_prepared_folder(prepared, tmp_path: Path) -> None:  # noqa: ANN001
+    """Acceptance 5: the harness's CelebA-HQ suite runs on a ``warpinv data prepare`` output as-is
+    (only the generator, method and metrics are swapped for ones that need no weight file)."""
+    import yaml
+
+    import tests.bench.toy  # noqa: F401  (registers the test-only method bench_toy)
+    from tests.helpers import PROJECT_ROOT
+    from warpinv.bench.runner import run_bench
+
+    _, dst, _ = prepared
+    suite = yaml.safe_load((PROJECT_ROOT / "experiments" / "bench" / "celebahq.yaml").read_text())
+    suite["dataset"] = {**suite["dataset"], "root": str(dst), "split": None}
+    suite.update(generator="tiny", methods={"toy": {"method": "bench_toy"}}, metrics=["psnr"],
+                 require_metric_weights=False, output=str(tmp_path / "out"), save_images=0, save_inversions=False,
+                 views={**suite["views"], "multiview": False}, wandb={"enabled": False})
+    path = tmp_path / "celebahq_prepared.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DatasetWarning)  # nothing to fix up in a prepared folder
+        result = run_bench(path, quiet=True)
+    inputs = [r for r in result.rows if r["view"] == "input"]
+    assert sorted(r["image_id"] for r in inputs) == sorted(n.rsplit(".", 1)[0] + ".png" for n in GOOD)
+    assert all(r["status"] == "ok" and r["metrics"]["psnr"] > 0 for r in inputs)
+    assert result.split_checks[0].ok
