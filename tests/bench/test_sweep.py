@@ -1,7 +1,6 @@
 """Sweeps: wandb sweep files expanded locally (grid, seeded random), bayes refused, commands parsed."""
 from __future__ import annotations
 
-import math
 import random
 from pathlib import Path
 
@@ -105,3 +104,24 @@ def test_committed_sweeps_expand() -> None:
         spec = load_sweep(path)
         assert expand(spec, max_trials=100), path
         assert Path(spec.suite).name.endswith(".yaml")
+
+
+@pytest.mark.slow
+def test_a_local_grid_sweep_runs_every_trial_and_writes_one_table(suite_file, tmp_path) -> None:
+    """``warpinv sweep``: each trial is a resumable bench run; one leaderboard and the best trial at the end."""
+    from warpinv.bench.sweep import run_sweep
+
+    suite, _ = suite_file(dataset={"limit": 2})
+    command = [*CMD[:5], str(suite), "${args_no_hyphens}"]
+    path = sweep_file(tmp_path, name="toy_offset", method="grid", metric={"name": "toy/input/psnr", "goal": "maximize"},
+                      parameters={"method.offset": {"values": [0.0, 0.5]}}, command=command)
+    result = run_sweep(path, out_dir=tmp_path / "sweep", quiet=True)
+    assert [t["params"] for t in result.trials] == [{"method.offset": 0.0}, {"method.offset": 0.5}]
+    table = result.leaderboard["md"].read_text()
+    assert "trial-000 toy (offset=0.0)" in table and "trial-001 toy (offset=0.5)" in table
+    # offset 0 returns w_avg for every image, 0.5 a random latent far from it: the sweep picks by its metric
+    psnrs = [t["summary"]["toy/input/psnr"] for t in result.trials]
+    assert result.best is not None and result.best["trial"] == f"trial-00{psnrs.index(max(psnrs))}"
+    assert all((tmp_path / "sweep" / f"trial-00{i}" / "rows.jsonl").is_file() for i in range(2))
+    again = run_sweep(path, out_dir=tmp_path / "sweep", quiet=True)  # resumable: nothing reruns
+    assert [t["summary"] for t in again.trials] == [t["summary"] for t in result.trials]

@@ -24,33 +24,34 @@ def test_registered_with_the_hfgi3d_defaults() -> None:
 
 
 def test_wplus_fits_better_than_w_for_the_same_budget(G) -> None:
-    items = [tiny_render_item(G, seed=s, yaw=y) for s, y in ((21, 0.2), (22, -0.25))]
-    budget = {**FAST, "steps": 12}
+    """The default suite's reduced setting (pixel MSE, no LPIPS, official schedule and noise): W+ gains dB over W."""
+    item = tiny_render_item(G, seed=22, yaw=-0.25)
+    budget = {"allow_random_lpips": True, "mse_weight": 1.0, "lpips_weight": 0.0, "steps": 20, "w_avg_samples": 200}
     w_opt, wplus_opt = build_method("w_opt", budget, G), build_method("wplus_opt", budget, G)
-    gains = []
-    for item in items:
-        torch.manual_seed(0)
-        w = psnr(G, w_opt.invert(item), item)
-        torch.manual_seed(0)
-        inv = wplus_opt.invert(item)
-        wp = psnr(G, inv, item)
-        assert wp > start_psnr(G, item) + 0.5
-        assert not torch.equal(inv.ws[:, 0], inv.ws[:, -1]) and inv.info["space"] == "w+"
-        gains.append(wp - w)
-    assert min(gains) > 0 and sum(gains) / len(gains) > 0.3
+    torch.manual_seed(0)
+    w = psnr(G, w_opt.invert(item), item)
+    torch.manual_seed(0)
+    inv = wplus_opt.invert(item)
+    wp = psnr(G, inv, item)
+    assert wp > start_psnr(G, item) + 0.5
+    assert not torch.equal(inv.ws[:, 0], inv.ws[:, -1]) and inv.info["space"] == "w+"
+    assert wp > w + 1.0, (w, wp)
 
 
 def test_layer_spread_regulariser_enters_the_loss(G) -> None:
     item = tiny_render_item(G, seed=23)
     records: dict[float, list[dict[str, float]]] = {}
     for weight in (0.0, 10.0):
-        m = build_method("wplus_opt", {**FAST, "steps": 3, "layer_spread_weight": weight}, G)
+        m = build_method("wplus_opt", {**FAST, "steps": 3, "layer_spread_weight": weight, "optimize_noise": False}, G)
         m.step_callback = lambda step, terms, w=weight: records.setdefault(w, []).append(terms)
         torch.manual_seed(0)
         m.invert(item)
     assert "layer_spread" not in records[0.0][-1]
     spread = records[10.0][-1]["layer_spread"]
-    assert spread > 0 and records[10.0][-1]["loss"] != pytest.approx(records[0.0][-1]["loss"])
+    # The first update has lr 0 and the spread's gradient is 0 while the layers agree, so both runs reach
+    # the last step with the same latent: their losses differ by exactly the weighted spread.
+    assert spread > 0
+    assert records[10.0][-1]["loss"] - records[0.0][-1]["loss"] == pytest.approx(10.0 * spread, rel=1e-3)
 
 
 def test_preset_inherits_w_opt_and_matches_the_defaults() -> None:

@@ -52,14 +52,15 @@ def package_versions(names: Sequence[str] = PACKAGES) -> dict[str, str | None]:
 
 def device_info(accelerator: str, devices: int) -> dict[str, Any]:
     info: dict[str, Any] = {"accelerator": accelerator, "processes": devices, "platform": platform.platform(),
-                            "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+                            "cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
     if accelerator == "gpu" and torch.cuda.is_available():
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         info["cuda"] = torch.version.cuda
     return info
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

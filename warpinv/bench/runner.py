@@ -40,8 +40,6 @@ from warpinv.bench.evaluate import BenchEvaluator, MetricSet, collect_grids
 from warpinv.bench.preflight import preflight
 from warpinv.bench.progress import MethodProgress, ShareCpuThreads
 from warpinv.bench.rows import (
-    INPUT_VIEW,
-    STATUS_OK,
     RowWriter,
     SplitCheck,
     check_split,

@@ -425,9 +425,41 @@ def project(
                       steps=s.steps, last=last)
 
 
+@dataclass
+class ItemProjection:
+    """What :func:`project_item` prepared and fitted for one item (the later stages reuse it).
+
+    Attributes:
+        target: ``(1, 3, R, R)`` the image at the generator's resolution; ``mask`` ``(1, 1, R, R)`` or ``None``.
+        camera: ``(1, 25)`` float32 on the image's device.
+        stats: ``w_avg``/``w_std`` of the frontal conditioning.
+        projection: the fitted latent.
+    """
+
+    target: Tensor
+    mask: Tensor | None
+    camera: Tensor
+    stats: LatentStats
+    projection: Projection
+
+
+def project_item(G: EG3DGenerator, item: InversionItem, settings: ProjectorSettings, *, w_avg_samples: int,
+                 w_avg_seed: int, perceptual: PerceptualLoss | None = None,
+                 callback: StepCallback | None = None) -> ItemProjection:
+    """Fit a latent to one dataset item: resize its image and mask to the generator's resolution,
+    compute the latent statistics with the item's intrinsics, then :func:`project` (gradients on)."""
+    with torch.enable_grad():
+        target, mask = prepare_target(item, G.img_resolution)
+        camera = item.camera.to(target.device, torch.float32)
+        stats = latent_stats(G, camera, w_avg_samples, w_avg_seed)
+        projection = project(G, target, camera, settings, stats, perceptual=perceptual, mask=mask, callback=callback)
+    return ItemProjection(target, mask, camera, stats, projection)
+
+
 __all__ = [
     "LatentOptConfig",
     "LatentStats",
+    "ItemProjection",
     "Projection",
     "ProjectorSettings",
     "backbone_noise_names",
@@ -436,6 +468,7 @@ __all__ = [
     "latent_stats",
     "prepare_target",
     "project",
+    "project_item",
     "ramp_lr",
     "substituted_buffers",
     "synthesize",

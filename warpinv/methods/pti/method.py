@@ -23,13 +23,10 @@ from warpinv.methods.losses import PerceptualLoss, build_lpips, masked_mse
 from warpinv.methods.projector import (
     LatentStats,
     ProjectorSettings,
-    Space,
     StepCallback,
     check_non_negative,
     check_positive,
-    latent_stats,
-    prepare_target,
-    project,
+    project_item,
     synthesize,
 )
 
@@ -168,13 +165,11 @@ class PTI(InversionMethod):
 
     def invert(self, item: InversionItem) -> Inversion:
         cfg = self.config
+        fit = project_item(self.G, item, cfg.pivot_settings(), w_avg_samples=cfg.w_avg_samples,
+                           w_avg_seed=cfg.w_avg_seed, perceptual=self.pivot_perceptual, callback=self.pivot_callback)
+        pivot = fit.projection
         with torch.enable_grad():
-            target, mask = prepare_target(item, self.G.img_resolution)
-            camera = item.camera.to(target.device, torch.float32)
-            stats = latent_stats(self.G, camera, cfg.w_avg_samples, cfg.w_avg_seed)
-            pivot = project(self.G, target, camera, cfg.pivot_settings(), stats, perceptual=self.pivot_perceptual,
-                            mask=mask, callback=self.pivot_callback)
-            tuned, info = self.tune(pivot.ws, target, mask, camera, stats)
+            tuned, info = self.tune(pivot.ws, fit.target, fit.mask, fit.camera, fit.stats)
         delta = changed_parameters(self.G, tuned)
         info = {"pivot_space": cfg.pivot_space, "pivot_steps": pivot.steps,
                 "pivot_last_loss": pivot.last.get("loss"), **info}

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
 
 from warpinv.backbone import EG3DGenerator
 from warpinv.methods.base import Inversion, InversionItem, InversionMethod, register_method
@@ -20,9 +19,7 @@ from warpinv.methods.projector import (
     ProjectorSettings,
     Space,
     StepCallback,
-    latent_stats,
-    prepare_target,
-    project,
+    project_item,
 )
 
 
@@ -57,12 +54,9 @@ class WOpt(InversionMethod):
 
     def invert(self, item: InversionItem) -> Inversion:
         cfg = self.config
-        with torch.enable_grad():
-            target, mask = prepare_target(item, self.G.img_resolution)
-            camera = item.camera.to(target.device, torch.float32)
-            stats = latent_stats(self.G, camera, cfg.w_avg_samples, cfg.w_avg_seed)
-            proj = project(self.G, target, camera, self.projector_settings(), stats, perceptual=self.perceptual,
-                           mask=mask, callback=self.step_callback)
+        proj = project_item(self.G, item, self.projector_settings(), w_avg_samples=cfg.w_avg_samples,
+                            w_avg_seed=cfg.w_avg_seed, perceptual=self.perceptual,
+                            callback=self.step_callback).projection
         delta = proj.noise if cfg.return_noise else {}
         return Inversion(item.image_id, self.name, proj.ws, item.camera, generator_delta=delta,
                          info=self.summary(proj, bool(delta)))
