@@ -59,6 +59,21 @@ def device_info(accelerator: str, devices: int) -> dict[str, Any]:
     return info
 
 
+def command_line(argv: Sequence[str] | None = None) -> str:
+    """The command that made the run, without this machine's paths.
+
+    Example:
+        >>> command_line(["/home/me/warpinv/warpinv/__main__.py", "bench", "experiments/bench/default.yaml"])
+        'warpinv bench experiments/bench/default.yaml'
+    """
+    argv = list(sys.argv if argv is None else argv)
+    if not argv:
+        return ""
+    program = Path(argv[0])
+    name = "warpinv" if program.name in ("__main__.py", "warpinv") and "warpinv" in program.parts else program.name
+    return " ".join([name, *argv[1:]])
+
+
 def cpu_name() -> str:
     """The CPU's model name (``/proc/cpuinfo``), else ``platform.processor()``."""
     try:
@@ -154,7 +169,7 @@ def collect(*, suite_name: str, suite_hash: str, generator: dict[str, Any], data
         "methods": methods,
         "device": device,
         "packages": package_versions(),
-        "command": " ".join(sys.argv),
+        "command": command_line(),
         "date": now_utc(),
         "notes": list(notes),
     }
