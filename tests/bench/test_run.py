@@ -167,3 +167,24 @@ def test_published_results_render_on_their_own(suite_file, tmp_path) -> None:
     assert report.loaded == n_images, report.messages
     with pytest.raises(FileNotFoundError, match="not a finished benchmark run"):
         publish.publish(tmp_path / "nothing", tmp_path / "x")
+
+
+def test_a_smaller_limit_after_a_full_run_reuses_rows_without_error(suite_file) -> None:
+    """Rows of images outside the current ``dataset.limit`` stay in the shards but not in the tables."""
+    path, _ = suite_file()
+    run_bench(path, quiet=True)
+    result = run_bench(path, ["dataset.limit=2"], quiet=True)
+    assert result.ran == {"toy": 0} and sorted({r["image_id"] for r in result.rows}) == ["id000.png", "id001.png"]
+    assert result.split_checks[0].ok and result.board.rows[0].images == 2
+
+
+def test_rows_are_not_reused_for_another_dataset(suite_file, tmp_path, synthetic_root) -> None:
+    import shutil
+
+    path, _ = suite_file()
+    first = run_bench(path, quiet=True)
+    copy = tmp_path / "copy"
+    shutil.copytree(synthetic_root, copy)
+    second = run_bench(path, [f"dataset.root={copy}"], quiet=True)
+    assert second.ran == {"toy": N_IMAGES}
+    assert {r["config_hash"] for r in second.rows} != {r["config_hash"] for r in first.rows}

@@ -95,3 +95,13 @@ def test_the_default_suite_runs_every_registered_method() -> None:
     suite = load_suite(Path(__file__).resolve().parents[2] / "experiments" / "bench" / "default.yaml")
     assert {m.name for m in resolve_methods(suite)} == built_in
     assert suite.generator == "tiny" and suite.dataset.synthesize is not None and suite.dataset.synthesize.n >= 8
+
+
+def test_the_sweep_suite_has_the_single_method_its_sweep_overrides() -> None:
+    """``experiments/sweeps/pti_lr.yaml`` passes ``method.tuning_lr=...``: its suite must hold exactly one method."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "experiments" / "bench"
+    suite = load_suite(root / "pti_sweep.yaml", ["method.tuning_lr=1e-3"])
+    [m] = resolve_methods(suite)
+    assert m.name == "pti" and m.config.tuning_lr == 1e-3

@@ -124,3 +124,15 @@ def test_inversion_render_applies_and_restores_the_delta(G, tmp_path) -> None:
             pass
     with pytest.raises(NonFiniteLossError):
         check_finite(torch.tensor([1.0, float("inf")]), 0)
+
+
+def test_out_of_memory_during_evaluation_becomes_a_failed_row(G) -> None:
+    class OOMEvaluator(RecordingEvaluator):
+        def evaluate(self, method, item, inversion, seconds, peak_mem_mb):  # noqa: ANN001, ANN201
+            raise torch.OutOfMemoryError("CUDA out of memory while rendering the views")
+
+    m = Toy(ToyConfig(), G)
+    m.evaluator = OOMEvaluator()
+    [row] = m.predict_step(batch(1))
+    assert row["status"] == "failed"
+    assert row["error"] == "OutOfMemoryError: CUDA out of memory while rendering the views (during evaluation)"

@@ -178,3 +178,14 @@ def test_project_raises_on_a_non_finite_loss(G, target, perceptual) -> None:
         project(G, bad, c, settings, latent_stats(G, c))
     with pytest.raises(ValueError, match="perceptual"):
         project(G, image, c, ProjectorSettings(steps=1), latent_stats(G, c))
+
+
+@pytest.mark.parametrize(("name", "field"), [("w_opt", "lr_rampup_length"), ("w_opt", "noise_ramp_length"),
+                                             ("pti", "pivot_lr_rampdown_length")])
+def test_zero_ramp_lengths_are_refused_before_any_image(name: str, field: str) -> None:
+    """A zero ramp would divide by zero mid-run; the config refuses it with the field's name."""
+    from warpinv.config import ConfigError, from_dict
+    from warpinv.methods import METHODS
+
+    with pytest.raises(ConfigError, match=field):
+        from_dict(METHODS[name].Config, {field: 0.0})

@@ -85,10 +85,12 @@ def add_sweep_parser(subparsers: Any) -> None:
 
 def _errors() -> tuple[type[BaseException], ...]:
     from warpinv.bench.preflight import PreflightError
+    from warpinv.bench.rows import SplitMismatchError
     from warpinv.config import ConfigError
-    from warpinv.weights import MissingWeightsError
+    from warpinv.data import DatasetError
+    from warpinv.weights import ChecksumError, MissingWeightsError
 
-    return ConfigError, PreflightError, MissingWeightsError
+    return ConfigError, PreflightError, MissingWeightsError, ChecksumError, SplitMismatchError, DatasetError
 
 
 def _cmd_bench(ns: argparse.Namespace) -> int:

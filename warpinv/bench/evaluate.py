@@ -176,8 +176,10 @@ def view_name(camera: Tensor, prefix: str = "") -> str:
     return f"{prefix}yaw{float(yaw):+.2f},pitch{float(pitch):+.2f}"
 
 
-def sweep_cameras(camera: Tensor, yaws: list[float], pitch: float | None) -> tuple[Tensor, list[str]]:
-    """Cameras at ``input yaw + offset`` (pitch fixed or the input's), same radius/look-at/focal."""
+def sweep_cameras(camera: Tensor, yaws: list[float], pitch: float | None,
+                  lookat: tuple[float, float, float] | None = None) -> tuple[Tensor, list[str]]:
+    """Cameras at ``input yaw + offset`` (pitch fixed or the input's), same radius and focal, looking
+    at ``lookat`` (the generator's ``avg_camera_pivot``; EG3D's FFHQ pivot when ``None``)."""
     from warpinv.cameras import cam2world_to_yaw_pitch, unpack_label, yaw_pitch_camera
     from warpinv.cameras.lookat import DEFAULT_LOOKAT
 
@@ -189,7 +191,7 @@ def sweep_cameras(camera: Tensor, yaws: list[float], pitch: float | None) -> tup
     focal = float(intrinsics[0, 0, 0])
     p = float(pitch0) if pitch is None else float(pitch)
     yaw_t = torch.tensor([float(yaw0) + y for y in yaws], dtype=torch.float64)
-    cams = yaw_pitch_camera(yaw_t, torch.full_like(yaw_t, p), radius, DEFAULT_LOOKAT, focal)
+    cams = yaw_pitch_camera(yaw_t, torch.full_like(yaw_t, p), radius, lookat or DEFAULT_LOOKAT, focal)
     names = [f"yaw{y:+.2f}" for y in yaws]
     return cams.to(camera.device, camera.dtype), names
 
@@ -367,7 +369,8 @@ class BenchEvaluator:
 
     # -- rendering and scoring ---------------------------------------------------------------------
 
-    def _cameras(self, item: InversionItem, with_sweep: bool = True) -> tuple[Tensor, list[str], int, int]:
+    def _cameras(self, item: InversionItem, with_sweep: bool = True,
+                 lookat: tuple[float, float, float] | None = None) -> tuple[Tensor, list[str], int, int]:
         cams = [item.camera.reshape(1, 25)]
         names = [INPUT_VIEW]
         n_gt = 0
@@ -384,21 +387,19 @@ class BenchEvaluator:
                     names.append(f"gt:{given[v]}")
                 else:
                     names.append(view_name(gt_cams[v], "gt:"))
-        sweep, sweep_names = sweep_cameras(item.camera, self.yaw_sweep if with_sweep else [], self.sweep_pitch)
+        sweep, sweep_names = sweep_cameras(item.camera, self.yaw_sweep if with_sweep else [], self.sweep_pitch, lookat)
         cams.append(sweep.to(item.camera))
         names += sweep_names
         return torch.cat(cams), names, n_gt, len(sweep_names)
-
-    def render(self, method: InversionMethod, inversion: Inversion, cameras: Tensor) -> dict[str, Tensor]:
-        """Render an inversion at ``cameras (V, 25)`` (see :class:`InversionRenderer`)."""
-        return InversionRenderer(method.G, inversion, self.render_batch)(cameras)
 
     def _score(self, method: InversionMethod, item: InversionItem,
                inversion: Inversion) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         # Sweep views feed identity metrics and the HTML grid; render them only when one of those uses them.
         identity = self.metrics.of_kind(KIND_IDENTITY)
         with_sweep = bool(identity) or item.image_id in self.save_image_ids
-        cams, names, n_gt, n_sweep = self._cameras(item, with_sweep)
+        pivot = method.G.rendering_kwargs.get("avg_camera_pivot")
+        lookat = tuple(float(v) for v in pivot) if pivot is not None else None
+        cams, names, n_gt, n_sweep = self._cameras(item, with_sweep, lookat)
         renderer = InversionRenderer(method.G, inversion, self.render_batch)
         out = renderer(cams)
         renders = out["image"].float().clamp(-1, 1)

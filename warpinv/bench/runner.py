@@ -115,19 +115,22 @@ def trainer_kwargs(method: Any, accelerator: str, processes: int, timeout_hours:
 
 
 def ensure_dataset(suite: SuiteConfig, quiet: bool = False) -> None:
-    """Build the synthetic set on first run when the suite says how (``dataset.synthesize``)."""
+    """Build the synthetic set when the suite says how (``dataset.synthesize``) and the folder does
+    not hold a set of exactly that spec (``make_synthetic_multiview`` returns at once when it does)."""
     ds = suite.dataset
-    root = Path(ds.root)
-    if (root / "dataset.json").is_file() or ds.synthesize is None:
+    if ds.synthesize is None:
         return
     from warpinv.data import make_synthetic_multiview
 
     spec = ds.synthesize
     gen = spec.generator or suite.generator
-    log(f"building the synthetic multi-view set ({spec.n} identities, generator {gen}) at {root}", quiet)
     t0 = time.perf_counter()
-    make_synthetic_multiview(root, n=spec.n, generator=gen, seed=spec.seed, **spec.options)
-    log(f"synthetic set ready in {time.perf_counter() - t0:.1f} s", quiet)
+    try:
+        make_synthetic_multiview(Path(ds.root), n=spec.n, generator=gen, seed=spec.seed, **spec.options)
+    except FileExistsError as err:
+        raise ConfigError(f"dataset.synthesize: {err}") from None
+    log(f"synthetic multi-view set ({spec.n} identities, generator {gen}) at {ds.root}: ready "
+        f"({time.perf_counter() - t0:.1f} s)", quiet)
 
 
 def _datamodule(suite: SuiteConfig, exclude_ids: set[str] | None = None) -> Any:
@@ -156,7 +159,9 @@ def _ids_of(dm: Any) -> list[str]:
         if value is not None:
             return [str(v) for v in (value() if callable(value) else value)]
     dm.setup("predict")
-    dataset = getattr(dm, "dataset", None) or getattr(dm, "predict_dataset", None)
+    dataset = getattr(dm, "dataset", None)
+    if dataset is None:
+        dataset = getattr(dm, "predict_dataset", None)
     for attr in ("image_ids", "ids", "names"):
         value = getattr(dataset, attr, None)
         if value is not None:
@@ -251,7 +256,8 @@ def finalize(suite: SuiteConfig, methods: list[ResolvedMethod], metric_set: Metr
     out = Path(suite.output)
     all_rows = merge_shards(out / "rows") if (out / "rows").is_dir() else []
     current = {(m.label, m.config_hash) for m in methods}
-    rows = [r for r in all_rows if (r["method"], r["config_hash"]) in current]
+    in_split = set(split_ids)  # a smaller dataset.limit than an earlier run keeps the other rows in the shards
+    rows = [r for r in all_rows if (r["method"], r["config_hash"]) in current and r["image_id"] in in_split]
     stale = len(all_rows) - len(rows)
     write_rows(out / "rows.jsonl", rows)
     checks = [check_split(rows, split_ids, m.label, m.config_hash) for m in methods]

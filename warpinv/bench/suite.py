@@ -318,7 +318,10 @@ def load_preset(path: Path | None, method_name: str) -> dict[str, Any]:
 
 def evaluation_spec(suite: SuiteConfig) -> dict[str, Any]:
     """Everything outside a method's config that changes its rows (part of the config hash)."""
-    return {"generator": suite.generator, "metrics": sorted(suite.metrics),
+    ds = suite.dataset  # not limit: it selects images, the rows of each image stay valid
+    dataset = {"root": ds.root, "split": ds.split, "options": ds.options,
+               "synthesize": None if ds.synthesize is None else to_dict(ds.synthesize)}
+    return {"generator": suite.generator, "metrics": sorted(suite.metrics), "dataset": dataset,
             "allow_random_metrics": suite.allow_random_metrics, "views": to_dict(suite.views)}
 
 

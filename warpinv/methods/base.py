@@ -189,6 +189,16 @@ def check_finite(loss: Tensor, step: int) -> None:
         raise NonFiniteLossError(f"loss is {loss.detach().flatten()[0].item()} at step {step}")
 
 
+def failure_reason(err: BaseException) -> str | None:
+    """The failed-row reason for an error that must not stop a run (non-finite loss, out of memory),
+    ``None`` for any other error (a bug: it propagates)."""
+    if isinstance(err, (NonFiniteLossError, torch.OutOfMemoryError)):
+        return f"{type(err).__name__}: {err}".strip()
+    if isinstance(err, RuntimeError) and "out of memory" in str(err).lower():
+        return "OutOfMemory: " + str(err).splitlines()[0]
+    return None
+
+
 def image_seed(image_id: str, base_seed: int) -> int:
     """Seed of one image: depends on its id and the config's seed only (not on rank or order)."""
     return zlib.crc32(f"{base_seed}:{image_id}".encode())
@@ -262,29 +272,29 @@ class InversionMethod(pl.LightningModule):
         return rows
 
     def run_item(self, item: InversionItem) -> list[dict[str, Any]]:
-        """Invert and evaluate one image; NaN and out-of-memory failures become failed rows."""
+        """Invert and evaluate one image; NaN and out-of-memory failures (in either) become failed rows."""
         assert self.evaluator is not None
         device = item.image.device
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()
+        stage = "inversion"
         try:
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
                 torch.manual_seed(image_seed(item.image_id, self.config.seed))
                 inversion = self.invert(item)
             if not torch.isfinite(inversion.ws).all():
                 raise NonFiniteLossError("the fitted latent contains NaN or inf")
-        except (NonFiniteLossError, torch.OutOfMemoryError) as err:
+            seconds = time.perf_counter() - start
+            peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
+            stage = "evaluation"
+            return self.evaluator.evaluate(self, item, inversion, seconds, peak)
+        except (NonFiniteLossError, RuntimeError) as err:  # torch.OutOfMemoryError is a RuntimeError
+            reason = failure_reason(err)
+            if reason is None:
+                raise
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-            reason = f"{type(err).__name__}: {err}".strip()
-            return self.evaluator.failed(self, item, reason, time.perf_counter() - start)
-        except RuntimeError as err:
-            if "out of memory" not in str(err).lower():
-                raise
-            reason = "OutOfMemory: " + str(err).splitlines()[0]
-            return self.evaluator.failed(self, item, reason, time.perf_counter() - start)
-        seconds = time.perf_counter() - start
-        peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else float("nan")
-        return self.evaluator.evaluate(self, item, inversion, seconds, peak)
+            suffix = "" if stage == "inversion" else f" (during {stage})"
+            return self.evaluator.failed(self, item, reason + suffix, time.perf_counter() - start)
 

@@ -283,7 +283,8 @@ class LatentOptConfig(MethodConfig):
             deterministic_render=self.deterministic_render)
 
     def __post_init__(self) -> None:
-        check_positive(steps=self.steps, w_avg_samples=self.w_avg_samples)
+        check_positive(steps=self.steps, w_avg_samples=self.w_avg_samples, lr_rampup_length=self.lr_rampup_length,
+                       lr_rampdown_length=self.lr_rampdown_length, noise_ramp_length=self.noise_ramp_length)
         check_non_negative(lr=self.lr, lpips_weight=self.lpips_weight, mse_weight=self.mse_weight,
                            noise_reg_weight=self.noise_reg_weight, w_avg_reg_weight=self.w_avg_reg_weight)
 

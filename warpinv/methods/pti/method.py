@@ -106,6 +106,9 @@ class PTIConfig(MethodConfig):
 
     def __post_init__(self) -> None:
         check_positive(pivot_steps=self.pivot_steps, w_avg_samples=self.w_avg_samples,
+                       pivot_lr_rampup_length=self.pivot_lr_rampup_length,
+                       pivot_lr_rampdown_length=self.pivot_lr_rampdown_length,
+                       pivot_noise_ramp_length=self.pivot_noise_ramp_length,
                        locality_samples=self.locality_samples, locality_interval=self.locality_interval)
         check_non_negative(tuning_steps=self.tuning_steps, pivot_lr=self.pivot_lr, tuning_lr=self.tuning_lr,
                            pivot_lpips_weight=self.pivot_lpips_weight, pivot_mse_weight=self.pivot_mse_weight,
@@ -144,8 +147,10 @@ class PTI(InversionMethod):
         if config.pivot_lpips_weight > 0:
             self.pivot_perceptual = PerceptualLoss(build_lpips(config.pivot_lpips_net, allow),
                                                    config.pivot_lpips_resolution)
-        self.tuning_perceptual = PerceptualLoss(build_lpips(config.tuning_lpips_net, allow),
-                                                config.tuning_lpips_resolution)
+        self.tuning_perceptual: PerceptualLoss | None = None
+        if self.tuning_uses_lpips:
+            self.tuning_perceptual = PerceptualLoss(build_lpips(config.tuning_lpips_net, allow),
+                                                    config.tuning_lpips_resolution)
         #: Optional per-step hooks ``callback(step, terms)`` for the two stages (logging, tests).
         self.pivot_callback: StepCallback | None = None
         self.tuning_callback: StepCallback | None = None
@@ -160,7 +165,7 @@ class PTI(InversionMethod):
     @property
     def random_lpips(self) -> bool:
         """Whether a seeded random LPIPS trunk entered any loss or decision of this method."""
-        modules = [self.pivot_perceptual] + ([self.tuning_perceptual] if self.tuning_uses_lpips else [])
+        modules = (self.pivot_perceptual, self.tuning_perceptual if self.tuning_uses_lpips else None)
         return any(m.random_weights for m in modules if m is not None)
 
     def invert(self, item: InversionItem) -> Inversion:
@@ -192,6 +197,7 @@ class PTI(InversionMethod):
             mse = masked_mse(image, target, mask)
             loss = cfg.tuning_mse_weight * mse
             if cfg.tuning_lpips_weight > 0 or cfg.lpips_threshold is not None:
+                assert self.tuning_perceptual is not None
                 lpips = self.tuning_perceptual(image, target, mask).mean()
                 lpips_value = float(lpips.detach())
                 loss = loss + cfg.tuning_lpips_weight * lpips
@@ -214,7 +220,7 @@ class PTI(InversionMethod):
         if not early_stopped:  # measure the returned generator, not the one before the last step
             with torch.no_grad():
                 image = synthesize(G, ws, camera, **render)["image"]
-                if self.tuning_uses_lpips:
+                if self.tuning_perceptual is not None and self.tuning_uses_lpips:
                     lpips_value = float(self.tuning_perceptual(image, target, mask).mean())
                 mse_value = float(masked_mse(image, target, mask))
         G.requires_grad_(False)
@@ -251,6 +257,7 @@ class PTI(InversionMethod):
             if cfg.locality_mse_weight > 0:
                 total = total + cfg.locality_mse_weight * masked_mse(new, old)
             if cfg.locality_lpips_weight > 0:
+                assert self.tuning_perceptual is not None
                 total = total + cfg.locality_lpips_weight * self.tuning_perceptual(old, new).mean()
         return total / n
 
