@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+
 PACKAGES = ("warpinv", "torch", "pytorch-lightning", "torchmetrics", "numpy", "lpips", "kornia", "safetensors",
             "pillow", "wandb", "facenet-pytorch")
 
@@ -83,14 +84,6 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sha256_lines(lines: Sequence[str]) -> str:

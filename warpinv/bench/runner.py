@@ -49,6 +49,7 @@ from warpinv.bench.rows import (
 )
 from warpinv.bench.suite import ResolvedMethod, SuiteConfig, load_suite, resolve_methods, resolved_dict
 from warpinv.config import ConfigError, save_yaml, to_dict
+from warpinv.weights.network_pickle import sha256_file
 
 
 @dataclass
@@ -271,7 +272,7 @@ def finalize(suite: SuiteConfig, methods: list[ResolvedMethod], metric_set: Metr
     board.unavailable = dict(metric_set.unavailable)
     board.unavailable.update(_metric_failures(rows, metric_set))
 
-    split_sha = (prov.sha256_file(suite.dataset.split) if suite.dataset.split and Path(suite.dataset.split).is_file()
+    split_sha = (sha256_file(suite.dataset.split) if suite.dataset.split and Path(suite.dataset.split).is_file()
                  else prov.sha256_lines(split_ids))
     dataset_info = {"name": split_name, "root": suite.dataset.root, "split": suite.dataset.split,
                     "split_sha256": split_sha, "images": len(split_ids), "limit": suite.dataset.limit,

@@ -26,13 +26,14 @@ CelebA-HQ test split (``warpinv data celebahq-split``):
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from warpinv.weights.network_pickle import sha256_file
 
 CELEBAHQ_TEST_SIZE = 2824
 HFGI3D_SUBSET_SIZE = 1500
@@ -102,14 +103,6 @@ def match_split(names: Sequence[str], split_ids: Iterable[str]) -> tuple[list[st
             taken.add(found)
             selected.append(found)
     return selected, missing
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _rows(path: Path) -> list[tuple[int, list[str]]]:

@@ -21,14 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from warpinv.metrics.base import composite
 from warpinv.metrics.lpips import LPIPS, Net
-
-
-def composite(pred: Tensor, target: Tensor, mask: Tensor | None) -> Tensor:
-    """``pred`` inside the mask, ``target`` outside it (``pred`` itself when ``mask`` is ``None``)."""
-    if mask is None:
-        return pred
-    return pred * mask + target * (1 - mask)
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
