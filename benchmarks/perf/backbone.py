@@ -6,7 +6,7 @@ subprocess so peak memory is its own. Writes ``benchmarks/results/perf_backbone.
 device, thread count, torch version and git commit.
 
     python benchmarks/perf/backbone.py                  # everything (several minutes on 2 CPU cores)
-    python benchmarks/perf/backbone.py --configs tiny --batches 1 --out /tmp/perf.json
+    python benchmarks/perf/backbone.py --configs tiny --batches 1 --out runs/perf.json
 
 Reference (``../shared/reference/eg3d.md`` (g)): the official code takes about 7 s for one
 ffhq512-128 forward on 2 CPU cores (renderer 3.4 s, SR 3.2 s, backbone 0.75 s, batch 1).
