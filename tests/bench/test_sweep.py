@@ -119,6 +119,7 @@ def test_a_local_grid_sweep_runs_every_trial_and_writes_one_table(suite_file, tm
     assert [t["params"] for t in result.trials] == [{"method.offset": 0.0}, {"method.offset": 0.5}]
     table = result.leaderboard["md"].read_text()
     assert "trial-000 toy (offset=0.0)" in table and "trial-001 toy (offset=0.5)" in table
+    assert f"Each trial ran {suite} with the overrides shown." in table
     # offset 0 returns w_avg for every image, 0.5 a random latent far from it: the sweep picks by its metric
     psnrs = [t["summary"]["toy/input/psnr"] for t in result.trials]
     assert result.best is not None and result.best["trial"] == f"trial-00{psnrs.index(max(psnrs))}"

@@ -258,7 +258,7 @@ def run_sweep(path: str | Path, *, out_dir: str | Path | None = None, devices: i
         boards.append(board)
         records.append({"trial": trial.name, "params": trial.params, "output": str(trial_out),
                         "summary": result.summary})
-    merged = _merge_boards(boards, f"Sweep {spec.name}: {spec.method} over {', '.join(spec.parameters)}")
+    merged = _merge_boards(boards, f"Sweep {spec.name}: {spec.method} over {', '.join(spec.parameters)}", str(spec.suite))
     best = None
     if spec.metric.get("name"):
         key, goal = spec.metric["name"], spec.metric.get("goal", "minimize")
@@ -280,7 +280,7 @@ def run_sweep(path: str | Path, *, out_dir: str | Path | None = None, devices: i
     return SweepResult(out, records, paths, best)
 
 
-def _merge_boards(boards: list[Any], title: str) -> Any:
+def _merge_boards(boards: list[Any], title: str, suite: str) -> Any:
     from warpinv.bench.leaderboard import Leaderboard
 
     columns: dict[str, Any] = {}
@@ -294,6 +294,6 @@ def _merge_boards(boards: list[Any], title: str) -> Any:
             if line not in caption and not line.startswith("Suite "):
                 caption.append(line)
     if boards:
-        caption.insert(0, f"Each trial ran suite {boards[0].provenance.get('suite', '?')} with the overrides shown.")
+        caption.insert(0, f"Each trial ran {suite} with the overrides shown.")
     return Leaderboard(title, list(columns.values()), rows, caption, unavailable,
                        boards[0].provenance if boards else {}, boards[0].csv_context if boards else {})
