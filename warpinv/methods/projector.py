@@ -268,7 +268,7 @@ class LatentOptConfig(MethodConfig):
     deterministic_render: bool = False
     """Render without the renderer's random depth jitter while optimising (the official code jitters)."""
     allow_random_lpips: bool = False
-    """Use a seeded random LPIPS trunk when its weights are absent (tests, weightless benchmark); outputs then say ``lpips_random_weights``."""
+    """Use a seeded random LPIPS trunk instead of the ImageNet one, present or not (tests, weightless runs); outputs then say ``lpips_random_weights``."""
 
     def projector_settings(self, space: Space, layer_spread_weight: float = 0.0) -> ProjectorSettings:
         """The :class:`ProjectorSettings` of this config in ``space``."""

@@ -102,7 +102,7 @@ class PTIConfig(MethodConfig):
     deterministic_render: bool = False
     """Render without the renderer's random depth jitter while optimising (the official code jitters)."""
     allow_random_lpips: bool = False
-    """Use seeded random LPIPS trunks when the weights are absent (tests, weightless benchmark); outputs then say ``lpips_random_weights``."""
+    """Use seeded random LPIPS trunks instead of the ImageNet ones, present or not (tests, weightless runs); outputs then say ``lpips_random_weights``."""
 
     def __post_init__(self) -> None:
         check_positive(pivot_steps=self.pivot_steps, w_avg_samples=self.w_avg_samples,
