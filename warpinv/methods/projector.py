@@ -22,6 +22,7 @@ that PTI ships (``training/projectors/w_projector.py``) and the EG3D W+ port of 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -222,6 +223,25 @@ class ProjectorSettings:
     deterministic_render: bool = False
 
 
+def settings_from_config(config: object, prefix: str = "", **fixed: object) -> ProjectorSettings:
+    """:class:`ProjectorSettings` read from a method config: each setting from the field
+    ``<prefix><name>``, else ``<name>``, else its default; ``fixed`` values win.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> s = settings_from_config(SimpleNamespace(pivot_steps=7, deterministic_render=True), "pivot_")
+        >>> s.steps, s.deterministic_render, s.lr
+        (7, True, 0.01)
+    """
+    values = {}
+    for f in dataclasses.fields(ProjectorSettings):
+        for name in (prefix + f.name, f.name):
+            if hasattr(config, name):
+                values[f.name] = getattr(config, name)
+                break
+    return ProjectorSettings(**{**values, **fixed})
+
+
 @dataclass
 class LatentOptConfig(MethodConfig):
     """Configuration of a latent-optimisation method (``w_opt``, ``wplus_opt``).
@@ -272,15 +292,7 @@ class LatentOptConfig(MethodConfig):
 
     def projector_settings(self, space: Space, layer_spread_weight: float = 0.0) -> ProjectorSettings:
         """The :class:`ProjectorSettings` of this config in ``space``."""
-        return ProjectorSettings(
-            space=space, steps=self.steps, lr=self.lr, lr_schedule=self.lr_schedule, adam_init_lr=self.adam_init_lr,
-            lr_rampdown_length=self.lr_rampdown_length, lr_rampup_length=self.lr_rampup_length,
-            noise_factor=self.noise_factor, noise_ramp_length=self.noise_ramp_length,
-            optimize_noise=self.optimize_noise, noise_reg_weight=self.noise_reg_weight,
-            lpips_weight=self.lpips_weight, mse_weight=self.mse_weight, w_avg_reg_weight=self.w_avg_reg_weight,
-            layer_spread_weight=layer_spread_weight,
-            neural_rendering_resolution=self.neural_rendering_resolution,
-            deterministic_render=self.deterministic_render)
+        return settings_from_config(self, space=space, layer_spread_weight=layer_spread_weight)
 
     def __post_init__(self) -> None:
         check_positive(steps=self.steps, w_avg_samples=self.w_avg_samples, lr_rampup_length=self.lr_rampup_length,

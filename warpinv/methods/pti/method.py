@@ -27,6 +27,7 @@ from warpinv.methods.projector import (
     check_non_negative,
     check_positive,
     project_item,
+    settings_from_config,
     synthesize,
 )
 
@@ -118,15 +119,8 @@ class PTIConfig(MethodConfig):
                            locality_lpips_weight=self.locality_lpips_weight)
 
     def pivot_settings(self) -> ProjectorSettings:
-        """The projector settings of the pivot stage."""
-        return ProjectorSettings(
-            space=self.pivot_space, steps=self.pivot_steps, lr=self.pivot_lr, lr_schedule="ramp",
-            adam_init_lr=self.pivot_adam_init_lr, lr_rampdown_length=self.pivot_lr_rampdown_length,
-            lr_rampup_length=self.pivot_lr_rampup_length, noise_factor=self.pivot_noise_factor,
-            noise_ramp_length=self.pivot_noise_ramp_length, optimize_noise=self.pivot_optimize_noise,
-            noise_reg_weight=self.pivot_noise_reg_weight, lpips_weight=self.pivot_lpips_weight,
-            mse_weight=self.pivot_mse_weight, neural_rendering_resolution=self.neural_rendering_resolution,
-            deterministic_render=self.deterministic_render)
+        """The projector settings of the pivot stage (the ``pivot_*`` fields, PTI's ramp schedule)."""
+        return settings_from_config(self, "pivot_", lr_schedule="ramp")
 
 
 @register_method
