@@ -81,7 +81,7 @@ def test_idempotent_and_spec_checked(synth: Path, tmp_path: Path) -> None:
     stamp = (synth / "dataset.json").stat().st_mtime_ns
     assert make_synthetic_multiview(synth, n=2) == synth
     assert (synth / "dataset.json").stat().st_mtime_ns == stamp  # nothing re-rendered
-    with pytest.raises(FileExistsError, match="different spec"):
+    with pytest.raises(FileExistsError, match="another spec or generator"):
         make_synthetic_multiview(synth, n=3)
     other = tmp_path / "x"
     other.mkdir()
@@ -92,6 +92,24 @@ def test_idempotent_and_spec_checked(synth: Path, tmp_path: Path) -> None:
         SyntheticSpec(n=0)
     with pytest.raises(ValueError, match="duplicate"):
         SyntheticSpec(views=[[0.1, 0.0], [0.1, 0.0]])
+
+
+def test_a_changed_generator_definition_invalidates_the_set(synth: Path, tmp_path: Path, monkeypatch) -> None:
+    """The set records the generator's fingerprint; after a change to tiny it is stale, not reused."""
+    import shutil
+
+    import warpinv.backbone.loading as loading
+    from warpinv.data.synthetic import holds_synthetic_set
+
+    copy = tmp_path / "copy"
+    shutil.copytree(synth, copy)
+    meta = json.loads((copy / "dataset.json").read_text())["meta"]
+    assert meta["generator_fingerprint"] == loading.generator_fingerprint("tiny")
+    assert holds_synthetic_set(copy) and not holds_synthetic_set(tmp_path)
+    monkeypatch.setattr(loading, "TINY_VERSION", loading.TINY_VERSION + 1)
+    assert loading.generator_fingerprint("tiny") != meta["generator_fingerprint"]
+    with pytest.raises(FileExistsError, match="another spec or generator"):
+        make_synthetic_multiview(copy, n=2)
 
 
 def test_identities_do_not_depend_on_n_and_cli(synth: Path, tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ def test_render_cache_renders_each_camera_set_once() -> None:
 
 @pytest.fixture(scope="module")
 def renders(G: torch.nn.Module) -> RenderCache:
-    """Renders of one latent at tiny's own neural rendering resolution (64)."""
+    """Renders of one latent at tiny's own neural rendering resolution (32)."""
     return RenderCache.from_inversion(G, inversion(G, 1))
 
 
@@ -98,7 +98,7 @@ def test_reprojection_high_for_one_latent_low_when_a_view_is_replaced(G: torch.n
     """Acceptance: > 30 dB on views the tiny generator renders of one latent; clearly lower with a foreign view.
 
     Rendered deterministically at neural rendering resolution 128 (2 plane texels per pixel, the ratio of the
-    released ffhq512-128 model); at tiny's own 64 the random tri-planes alias and score ~20-25 dB.
+    released ffhq512-128 model); at tiny's own 32 (or at 64) the random tri-planes alias and score ~20-25 dB.
     """
     metric = build_metric("reprojection_consistency", views=NEAR_VIEWS)
     renders = RenderCache.from_inversion(G, inversion(G, seed), neural_rendering_resolution=128)
@@ -156,7 +156,7 @@ def test_ibrnet_needs_its_weights() -> None:
 
 @pytest.fixture(scope="module")
 def small_renders(G: torch.nn.Module) -> RenderCache:
-    """Renders at neural rendering resolution 32 (cheaper; the super-resolved images stay 128 px)."""
+    """Renders at neural rendering resolution 32, tiny's own (the super-resolved images are 128 px)."""
     return RenderCache.from_inversion(G, inversion(G, 0), neural_rendering_resolution=32)
 
 

@@ -10,7 +10,14 @@ Public surface::
 from __future__ import annotations
 
 from warpinv.backbone.generator import EG3DGenerator
-from warpinv.backbone.loading import build_generator, build_random, build_tiny, load_generator
+from warpinv.backbone.loading import (
+    build_generator,
+    build_random,
+    build_tiny,
+    generator_fingerprint,
+    load_generator,
+    state_dict_sha256,
+)
 from warpinv.backbone.presets import PRESETS, GeneratorPreset, get_preset
 from warpinv.backbone.renderer import (
     ImportanceRenderer,
@@ -35,8 +42,10 @@ __all__ = [
     "build_generator",
     "build_random",
     "build_tiny",
+    "generator_fingerprint",
     "get_preset",
     "load_generator",
+    "state_dict_sha256",
     "march",
     "march_composite",
     "sample_from_planes",

@@ -1,6 +1,8 @@
 """``load_generator``: one entry point for official pickles, converted files, presets and ``tiny``."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,9 @@ from warpinv.backbone.generator import EG3DGenerator
 from warpinv.backbone.presets import PRESETS, get_preset, randomize_like_trained
 
 TINY_SEED = 0
+#: Bump when ``randomize_like_trained`` or anything else that shapes tiny's weights changes (its
+#: kwargs and render resolution enter :func:`generator_fingerprint` by themselves).
+TINY_VERSION = 1
 
 
 def build_generator(init_kwargs: dict[str, Any], neural_rendering_resolution: int | None = None) -> EG3DGenerator:
@@ -103,3 +108,49 @@ def _load_file(path: Path) -> EG3DGenerator:
                          ".safetensors (see `warpinv weights convert`)")
     G.source = str(path)
     return G.eval()
+
+
+def state_dict_sha256(module: torch.nn.Module) -> str:
+    """Checksum of a module's tensors (names, shapes, dtypes and bytes), for generators built in memory."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def generator_fingerprint(source: str | os.PathLike[str]) -> str:
+    """A digest of everything a render of ``source`` depends on, for cache keys (rows, synthetic sets).
+
+    ``tiny``: its definition (constructor kwargs, neural rendering resolution, seed and
+    ``TINY_VERSION``), so a change to the embedded model invalidates what was computed with the old
+    one. Not its weights' bytes: those can differ in the last bit between CPUs, and the key must not. A file (or a
+    preset's weight file): ``sha256:<digest of the file>``. A preset whose file is absent:
+    ``missing:<registry name>`` (nothing can have been computed with it).
+    """
+    text = os.fspath(source)
+    if text == "tiny":
+        return _tiny_fingerprint()
+    path = Path(text)
+    if text in PRESETS:
+        from warpinv.weights.registry import get_spec, locate
+
+        weights = get_preset(text).weights
+        assert weights is not None
+        found = locate(get_spec(weights))
+        if found is None:
+            return f"missing:{weights}"
+        path = Path(found)
+    if not path.is_file():
+        return f"missing:{text}"
+    from warpinv.weights.registry import file_digests
+
+    return "sha256:" + file_digests(path)["sha256"]
+
+
+def _tiny_fingerprint() -> str:
+    preset = get_preset("tiny")
+    setup = {"init_kwargs": preset.init_kwargs, "nrr": preset.neural_rendering_resolution, "seed": TINY_SEED,
+             "version": TINY_VERSION}
+    return "tiny:" + hashlib.sha256(json.dumps(setup, sort_keys=True).encode()).hexdigest()[:16]

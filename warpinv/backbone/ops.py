@@ -239,6 +239,21 @@ def _bilinear_corners(grid: Tensor, b: int, h: int, w: int) -> list[tuple[Tensor
     return corners
 
 
+class TexelTable:
+    """Planes ``(B, C, H, W)`` as a channel-last ``(B*H*W, C)`` table of texel rows.
+
+    Built once per render and shared by its lookups (the coarse and the fine pass), so the planes
+    are converted once forward and their gradient converted back once. ``planes`` stays for lookups
+    whose grid needs a gradient (``F.grid_sample``).
+    """
+
+    def __init__(self, planes: Tensor) -> None:
+        b, c, h, w = planes.shape
+        self.planes = planes
+        self.shape = (b, c, h, w)
+        self.table = planes.permute(0, 2, 3, 1).reshape(b * h * w, c)
+
+
 class _PlaneSample(torch.autograd.Function):
     """Bilinear plane lookup as a gather from a channel-last texel table, and its scatter gradient.
 
@@ -249,9 +264,8 @@ class _PlaneSample(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, planes: Tensor, grid: Tensor) -> Tensor:  # type: ignore[override]
-        b, c, h, w = planes.shape
-        table = planes.permute(0, 2, 3, 1).reshape(b * h * w, c)
+    def forward(ctx: Any, table: Tensor, grid: Tensor, b: int, h: int, w: int) -> Tensor:  # type: ignore[override]
+        c = table.shape[1]
         corners = _bilinear_corners(grid, b, h, w)
         out = None
         for rows, weight in corners:
@@ -259,24 +273,23 @@ class _PlaneSample(torch.autograd.Function):
             out = term if out is None else out.add_(term)
         assert out is not None
         ctx.corners = corners
-        ctx.plane_shape = planes.shape
+        ctx.table_shape = table.shape
         return out.view(b, *grid.shape[1:3], c).permute(0, 3, 1, 2)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
-        b, c, h, w = ctx.plane_shape
-        g = grad.permute(0, 2, 3, 1).reshape(-1, c)  # (B*Ho*Wo, C)
-        out = torch.zeros(b * h * w, c, device=grad.device, dtype=grad.dtype)
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:  # type: ignore[override]
+        g = grad.permute(0, 2, 3, 1).reshape(-1, ctx.table_shape[1])  # (B*Ho*Wo, C)
+        out = torch.zeros(ctx.table_shape, device=grad.device, dtype=grad.dtype)
         for rows, weight in ctx.corners:
             out.index_add_(0, rows, g * weight.unsqueeze(1).to(g.dtype))
-        return out.view(b, h, w, c).permute(0, 3, 1, 2), None
+        return out, None, None, None, None
 
 
-def plane_grid_sample(planes: Tensor, grid: Tensor) -> Tensor:
+def plane_grid_sample(planes: Tensor | TexelTable, grid: Tensor) -> Tensor:
     """Bilinear ``grid_sample`` with zero padding and ``align_corners=False`` (EG3D's plane lookup).
 
-    ``planes (B, C, H, W)``, ``grid (B, Ho, Wo, 2)`` in ``[-1, 1]`` -> ``(B, C, Ho, Wo)`` (a
-    channel-last tensor seen in that shape). The values equal ``F.grid_sample``'s up to float
+    ``planes (B, C, H, W)`` (or their :class:`TexelTable`), ``grid (B, Ho, Wo, 2)`` in ``[-1, 1]``
+    -> ``(B, C, Ho, Wo)`` (a channel-last tensor seen in that shape). The values equal ``F.grid_sample``'s up to float
     summation order; the planes get their gradient. A grid that needs a gradient takes
     ``F.grid_sample`` itself.
 
@@ -286,6 +299,10 @@ def plane_grid_sample(planes: Tensor, grid: Tensor) -> Tensor:
         >>> out.item(), torch.autograd.grad(out.sum(), planes)[0].flatten().tolist()
         (1.5, [0.25, 0.25, 0.25, 0.25])
     """
+    texels = planes if isinstance(planes, TexelTable) else None
     if grid.requires_grad:
-        return F.grid_sample(planes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return _PlaneSample.apply(planes, grid)
+        source = texels.planes if texels is not None else planes
+        return F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    texels = texels or TexelTable(planes)  # type: ignore[arg-type]
+    b, _, h, w = texels.shape
+    return _PlaneSample.apply(texels.table, grid, b, h, w)

@@ -94,10 +94,11 @@ _SHAPENET_RENDERING = _rendering(
     ray_start=0.1, ray_end=2.6, box_warp=1.6, white_back=True, avg_camera_radius=1.7, avg_camera_pivot=[0, 0, 0])
 
 #: The embedded test/benchmark model: same classes as the released ones (Hybrid2X SR, 128 px output),
-#: narrow backbone, few depth samples. Its weights are seeded random numbers, never a trained model.
+#: narrow backbone, few depth samples, a 32 px raw render (the SR resizes it to its 64 px input, as
+#: it does for any other size). Its weights are seeded random numbers, never a trained model.
 _TINY_RENDERING = _rendering(
     image_resolution=128, superresolution_module="training.superresolution.SuperresolutionHybrid2X",
-    depth_resolution=12, depth_resolution_importance=12)
+    depth_resolution=8, depth_resolution_importance=8)
 
 PRESETS: dict[str, GeneratorPreset] = {
     p.name: p
@@ -113,7 +114,7 @@ PRESETS: dict[str, GeneratorPreset] = {
         GeneratorPreset("shapenetcars128-64", _kwargs(_SHAPENET_RENDERING, img_resolution=128), 64,
                         "eg3d-shapenetcars128-64", "ShapeNet cars, 128px, no pose conditioning",
                         ("intrinsics come from the dataset; gen_videos.py uses focal 1.7074",)),
-        GeneratorPreset("tiny", _kwargs(_TINY_RENDERING, img_resolution=128, channel_base=2048, channel_max=32), 64,
+        GeneratorPreset("tiny", _kwargs(_TINY_RENDERING, img_resolution=128, channel_base=2048, channel_max=32), 32,
                         None, "embedded seeded random generator for tests and the default benchmark"),
     ]
 }

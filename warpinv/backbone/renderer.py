@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from warpinv.backbone.ops import plane_grid_sample
+from warpinv.backbone.ops import TexelTable, plane_grid_sample
 from warpinv.backbone.stylegan2 import FullyConnectedLayer
 
 #: For each plane, which point coordinates become the grid's (u, v) = (width, height) axes.
@@ -44,13 +44,15 @@ def project_onto_planes(coordinates: Tensor) -> Tensor:
     return torch.stack([coordinates[..., list(axes)] for axes in PLANE_AXES], dim=1)
 
 
-def sample_from_planes(planes: Tensor, coordinates: Tensor, box_warp: float) -> Tensor:
+def sample_from_planes(planes: Tensor, coordinates: Tensor, box_warp: float,
+                       texels: TexelTable | None = None) -> Tensor:
     """Bilinear features of points from tri-planes; points outside the box read zeros.
 
     Args:
         planes: ``(N, 3, C, H, W)``.
         coordinates: ``(N, M, 3)`` world points; the box ``[-box_warp/2, box_warp/2]^3`` maps to
             ``[-1, 1]^3``.
+        texels: ``plane_texels(planes)``, when several lookups share one conversion.
 
     Returns:
         ``(N, 3, M, C)`` features per plane.
@@ -58,8 +60,14 @@ def sample_from_planes(planes: Tensor, coordinates: Tensor, box_warp: float) -> 
     n, n_planes, c, h, w = planes.shape
     m = coordinates.shape[1]
     grid = project_onto_planes((2.0 / box_warp) * coordinates).reshape(n * n_planes, 1, m, 2)
-    out = plane_grid_sample(planes.reshape(n * n_planes, c, h, w), grid.float())
+    out = plane_grid_sample(texels or planes.reshape(n * n_planes, c, h, w), grid.float())
     return out.reshape(n, n_planes, c, m).transpose(2, 3)
+
+
+def plane_texels(planes: Tensor) -> TexelTable:
+    """``(N, 3, C, H, W)`` tri-planes as one texel table for :func:`sample_from_planes`."""
+    n, n_planes, c, h, w = planes.shape
+    return TexelTable(planes.reshape(n * n_planes, c, h, w))
 
 
 def mean_over_planes(features: Tensor) -> Tensor:
@@ -269,10 +277,16 @@ class ImportanceRenderer(nn.Module):
 
     @staticmethod
     def plane_field(planes: Tensor, decoder: nn.Module, options: Mapping[str, Any]) -> RadianceField:
-        """The radiance field of tri-planes + decoder, with EG3D's optional ``density_noise``."""
+        """The radiance field of tri-planes + decoder, with EG3D's optional ``density_noise``.
+
+        Its lookups share one texel table of the planes, made on the first call.
+        """
+        shared: list[TexelTable] = []
 
         def field(coordinates: Tensor, directions: Tensor) -> dict[str, Tensor]:
-            return run_model(planes, decoder, coordinates, directions, options)
+            if not shared:
+                shared.append(plane_texels(planes))
+            return run_model(planes, decoder, coordinates, directions, options, texels=shared[0])
 
         return field
 
@@ -360,9 +374,9 @@ class RenderOutput:
 
 
 def run_model(planes: Tensor, decoder: nn.Module, coordinates: Tensor, directions: Tensor,
-              options: Mapping[str, Any]) -> dict[str, Tensor]:
+              options: Mapping[str, Any], texels: TexelTable | None = None) -> dict[str, Tensor]:
     """Decode tri-plane features at points: ``(N, P, 3)`` -> ``rgb (N, P, C)``, ``sigma (N, P, 1)``."""
-    out = decoder(sample_from_planes(planes, coordinates, options["box_warp"]), directions)
+    out = decoder(sample_from_planes(planes, coordinates, options["box_warp"], texels), directions)
     noise = options.get("density_noise", 0)
     if noise > 0:
         out["sigma"] = out["sigma"] + torch.randn_like(out["sigma"]) * noise

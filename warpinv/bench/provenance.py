@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from warpinv.backbone.loading import state_dict_sha256
+
 
 PACKAGES = ("warpinv", "torch", "pytorch-lightning", "torchmetrics", "numpy", "lpips", "kornia", "safetensors",
             "pillow", "wandb", "facenet-pytorch")
@@ -89,16 +91,6 @@ def cpu_name() -> str:
 def sha256_lines(lines: Sequence[str]) -> str:
     """Hash of an id list, as a split file holding one id per line would hash."""
     return hashlib.sha256("".join(f"{x}\n" for x in lines).encode()).hexdigest()
-
-
-def state_dict_sha256(module: torch.nn.Module) -> str:
-    """Checksum of a module's tensors (names, shapes, dtypes and bytes), for generators built in memory."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def generator_provenance(source: str, G: torch.nn.Module | None = None) -> dict[str, Any]:

@@ -121,13 +121,17 @@ def ensure_dataset(suite: SuiteConfig, quiet: bool = False) -> None:
     ds = suite.dataset
     if ds.synthesize is None:
         return
-    from warpinv.data import make_synthetic_multiview
+    from warpinv.data.synthetic import holds_synthetic_set, make_synthetic_multiview
 
     spec = ds.synthesize
     gen = spec.generator or suite.generator
     t0 = time.perf_counter()
+    # A synthetic set of another spec or generator in the folder is derived data: rebuild it. Any
+    # other files there are the user's: refuse.
+    rebuild = holds_synthetic_set(ds.root)
     try:
-        make_synthetic_multiview(Path(ds.root), n=spec.n, generator=gen, seed=spec.seed, **spec.options)
+        make_synthetic_multiview(Path(ds.root), n=spec.n, generator=gen, seed=spec.seed, overwrite=rebuild,
+                                 **spec.options)
     except FileExistsError as err:
         raise ConfigError(f"dataset.synthesize: {err}") from None
     log(f"synthetic multi-view set ({spec.n} identities, generator {gen}) at {ds.root}: ready "

@@ -321,7 +321,10 @@ def evaluation_spec(suite: SuiteConfig) -> dict[str, Any]:
     ds = suite.dataset  # not limit: it selects images, the rows of each image stay valid
     dataset = {"root": ds.root, "split": ds.split, "options": ds.options,
                "synthesize": None if ds.synthesize is None else to_dict(ds.synthesize)}
-    return {"generator": suite.generator, "metrics": sorted(suite.metrics), "dataset": dataset,
+    from warpinv.backbone import generator_fingerprint
+
+    return {"generator": suite.generator, "generator_fingerprint": generator_fingerprint(suite.generator),
+            "metrics": sorted(suite.metrics), "dataset": dataset,
             "allow_random_metrics": suite.allow_random_metrics, "views": to_dict(suite.views)}
 
 

@@ -20,7 +20,7 @@ Layout::
     OUT/gt_latents.safetensors    the ws of every identity (key = image id), for debugging
 
 :func:`make_synthetic_multiview` is idempotent: with the same spec it returns the existing folder
-without rendering; a different spec in an existing folder is an error unless ``overwrite=True``.
+without rendering; another spec or generator (``generator_fingerprint``) in an existing folder is an error unless ``overwrite=True``.
 """
 from __future__ import annotations
 
@@ -81,14 +81,22 @@ class SyntheticSpec:
             raise ValueError(f"views have duplicate names: {names}")
 
 
-def _existing_spec(out: Path) -> dict[str, Any] | None:
+def _existing_meta(out: Path) -> dict[str, Any] | None:
+    """``meta`` of the synthetic set in ``out``, or ``None`` when ``out`` holds none."""
     path = out / DATASET_JSON
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text()).get("meta", {}).get("spec")
+        meta = json.loads(path.read_text()).get("meta", {})
     except (ValueError, AttributeError):
         return None
+    return meta if isinstance(meta, dict) and "spec" in meta else None
+
+
+def holds_synthetic_set(out: str | os.PathLike[str]) -> bool:
+    """Whether ``out`` holds a set written by :func:`make_synthetic_multiview` (derived data: safe to rebuild)."""
+    meta = _existing_meta(Path(out))
+    return meta is not None and str(meta.get("created_by", "")).startswith("warpinv data synth")
 
 
 def make_synthetic_multiview(
@@ -104,27 +112,29 @@ def make_synthetic_multiview(
     Args:
         out: output folder.
         spec: what to render; keyword arguments override its fields (``n=8``, ``seed=0``, ...).
-        overwrite: replace an existing set made with a different spec.
+        overwrite: replace an existing set made with a different spec or generator.
         device: where to render.
 
     Raises:
-        FileExistsError: ``out`` holds a set with a different spec (or other files) and not ``overwrite``.
+        FileExistsError: ``out`` holds a set of another spec or generator (or other files) and not ``overwrite``.
     """
     from safetensors.torch import save_file
 
-    from warpinv.backbone import load_generator
+    from warpinv.backbone import generator_fingerprint, load_generator
 
     s = spec or SyntheticSpec()
     if overrides:
         s = SyntheticSpec(**{**asdict(s), **overrides})
     out = Path(out)
     spec_dict = asdict(s)
-    old = _existing_spec(out)
-    if old is not None and old == spec_dict and (out / "gt_latents.safetensors").is_file():
+    fingerprint = generator_fingerprint(s.generator)
+    old = _existing_meta(out)
+    if (old is not None and old["spec"] == spec_dict and old.get("generator_fingerprint") == fingerprint
+            and (out / "gt_latents.safetensors").is_file()):
         return out
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            what = "a synthetic set with a different spec" if old is not None else "other files"
+            what = "a synthetic set of another spec or generator" if old is not None else "other files"
             raise FileExistsError(f"{out} already holds {what}; pass overwrite=True (--overwrite) to replace it")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -167,6 +177,7 @@ def make_synthetic_multiview(
     meta = {
         "created_by": "warpinv data synth (warpinv.data.make_synthetic_multiview)",
         "generator": str(getattr(G, "source", s.generator)),
+        "generator_fingerprint": fingerprint,
         "generator_resolution": int(G.img_resolution),
         "seed": s.seed,
         "spec": spec_dict,
