@@ -14,7 +14,7 @@ For one image (``BenchEvaluator.evaluate``):
 
 A metric whose weights are missing is never computed; it is listed as unavailable with the reason
 (once, in the leaderboard and the provenance). A metric that raises on an image leaves ``None`` in
-that row with the reason in ``notes``.
+that row with the reason in ``notes`` (per metric: the other metrics keep their values).
 """
 from __future__ import annotations
 
@@ -449,7 +449,7 @@ class BenchEvaluator:
                 try:
                     mm.update(_flatten(name, m(cache, camera, target, item.mask)))
                 except (ValueError, RuntimeError) as err:
-                    mnotes.append(f"{name}: {type(err).__name__}: {str(err).splitlines()[0]}")
+                    mnotes.append(_note(name, err))
                     mm.update({col: None for col in self.metrics.info.get(name, {}).get("columns", {name: 0})})
             rows.append(self._base(item, MULTIVIEW_VIEW, metrics=mm, notes=mnotes))
 
@@ -463,21 +463,33 @@ class BenchEvaluator:
         try:
             value = metric(pred, target, mask.to(pred)) if mask is not None else metric(pred, target)
         except (ValueError, RuntimeError) as err:
-            notes.append(f"{name}: {type(err).__name__}: {str(err).splitlines()[0]}")
+            notes.append(_note(name, err))
             return {name: None}
         return _flatten(name, value)
 
     def _score_novel(self, pair: dict[str, Any], renders: Tensor, gt: Tensor,
                      names: list[str]) -> list[tuple[dict[str, Any], list[str]]]:
-        """Per-view pair metrics of renders at the GT cameras vs the GT images (``score_novel_views``)."""
+        """Per-view pair metrics of renders ``(V, 3, H, W)`` at the GT cameras vs the GT images
+        ``(V, 3, H, W)``: ``[(values, notes)]`` per view.
+
+        One ``score_novel_views`` call per metric (each metric still scores every view in one
+        batch), so a metric that raises leaves ``None`` and a note naming it in every view while
+        the other metrics keep their values.
+        """
         from warpinv.metrics import score_novel_views
 
-        try:
-            scored = score_novel_views(renders, gt, metrics=pair, names=[n[3:] for n in names])
-        except (ValueError, RuntimeError) as err:
-            note = f"score_novel_views: {type(err).__name__}: {str(err).splitlines()[0]}"
-            return [({n: None for n in pair}, [note]) for _ in names]
-        return [({k: _scalar(v) for k, v in view.items() if k != "view"}, []) for view in scored]
+        views = [n[3:] for n in names]
+        values: list[dict[str, Any]] = [{} for _ in names]
+        notes: list[str] = []
+        for name, metric in pair.items():
+            try:
+                scored = [_scalar(v[name]) for v in score_novel_views(renders, gt, metrics={name: metric}, names=views)]
+            except (ValueError, RuntimeError) as err:
+                notes.append(_note(name, err))
+                scored = [None] * len(names)
+            for view_values, value in zip(values, scored):
+                view_values[name] = value
+        return [(v, list(notes)) for v in values]
 
     # -- images -------------------------------------------------------------------------------------
 
@@ -501,6 +513,11 @@ class BenchEvaluator:
             put(f"{view}-render", to_uint8(render), f"render {view[3:]}", "render")
         (folder / "manifest.json").write_text(json.dumps({"image_id": item.image_id, "method": self.label,
                                                           "images": entries}, indent=1) + "\n")
+
+
+def _note(name: str, err: BaseException) -> str:
+    """``"<metric>: <error type>: <first line of the message>"`` (``_metric_failures`` reads the prefix)."""
+    return f"{name}: {type(err).__name__}: {(str(err).splitlines() or [''])[0]}"
 
 
 def _flatten(name: str, value: Any) -> dict[str, float | None]:
