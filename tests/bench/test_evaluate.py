@@ -1,7 +1,8 @@
-"""The evaluator on its own (tiny generator, no Trainer): per-metric failures."""
+"""The evaluator on its own (tiny generator, no Trainer): per-metric failures and the HTML grid's images."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from torch import Tensor
 
 from tests.bench.toy import BenchToy, ToyConfig
 from warpinv.backbone import build_tiny
-from warpinv.bench.evaluate import BenchEvaluator, MetricSet, metric_facts, metric_kind
+from warpinv.bench.evaluate import BenchEvaluator, MetricSet, collect_grids, metric_facts, metric_kind
 from warpinv.cameras import yaw_pitch_camera
 from warpinv.methods.base import Inversion, InversionItem
 from warpinv.metrics import PSNR, PairMetric
@@ -86,3 +87,41 @@ def test_each_novel_view_metric_scores_the_views_once(method, tmp_path, monkeypa
     it = item()
     ev.evaluate(method, it, inversion(method, it), seconds=1.0, peak_mem_mb=float("nan"))
     assert calls == [1, 2]  # the input view, then both GT views in one batch
+
+
+def grid_rows(ev: BenchEvaluator, method: BenchToy, ids: list[str]) -> list[dict]:
+    rows = []
+    for image_id in ids:
+        it = item(image_id)
+        rows += ev.evaluate(method, it, inversion(method, it), seconds=1.0, peak_mem_mb=float("nan"))
+    return rows
+
+
+def test_the_grid_shows_only_images_of_the_tabulated_rows(method, tmp_path) -> None:
+    metrics = metric_set(psnr=PSNR(resolution=None))
+    old = evaluator(metrics, tmp_path, "old", save={"a.png", "b.png", "c.png"})
+    grid_rows(old, method, ["a.png", "b.png", "c.png"])
+    new = evaluator(metrics, tmp_path, "new", save={"a.png"})
+    rows = grid_rows(new, method, ["a.png", "b.png"])  # c.png is no longer in the rows
+    manifest = json.loads((tmp_path / "images" / "toy" / "a.png" / "manifest.json").read_text())
+    assert manifest["config_hash"] == "new" and manifest["method"] == "toy" and manifest["image_id"] == "a.png"
+
+    grids = collect_grids(tmp_path, rows, ["toy"])
+    assert list(grids) == ["toy"] and list(grids["toy"]) == ["a.png"]  # b.png was drawn by config "old"
+    assert all(p.startswith("images/toy/a.png/") for p, _, _ in grids["toy"]["a.png"])
+    assert grids["toy"]["a.png"][0][1:] == ("input", "main")
+
+    assert collect_grids(tmp_path, [{**r, "status": "failed"} for r in rows], ["toy"]) == {"toy": {}}
+    assert collect_grids(tmp_path, [{**r, "method": "other"} for r in rows], ["toy"]) == {"toy": {}}
+
+
+def test_manifests_without_a_config_hash_are_skipped(method, tmp_path) -> None:
+    ev = evaluator(metric_set(psnr=PSNR(resolution=None)), tmp_path, "h1", save={"a.png", "b.png"})
+    rows = grid_rows(ev, method, ["a.png", "b.png"])
+    legacy = tmp_path / "images" / "toy" / "b.png" / "manifest.json"
+    data = json.loads(legacy.read_text())
+    del data["config_hash"]  # as written before the hash was recorded
+    legacy.write_text(json.dumps(data))
+    (tmp_path / "images" / "toy" / "c.png").mkdir()
+    (tmp_path / "images" / "toy" / "c.png" / "manifest.json").write_text("[not a manifest")
+    assert list(collect_grids(tmp_path, rows, ["toy"])["toy"]) == ["a.png"]

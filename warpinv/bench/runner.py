@@ -305,7 +305,7 @@ def finalize(suite: SuiteConfig, methods: list[ResolvedMethod], metric_set: Metr
                          "git_commit": (record["git"] or {}).get("commit"), "git_dirty": (record["git"] or {}).get("dirty"),
                          "date": record["date"]}
 
-    grids_raw = collect_grids(out, [m.label for m in methods])
+    grids_raw = collect_grids(out, rows, [m.label for m in methods])
     grids = {label: {iid: [lb.GridImage(p, c, row) for p, c, row in ims] for iid, ims in per.items()}
              for label, per in grids_raw.items()}
     paths = lb.write_all(board, out, grids=grids, tex_label=f"tab:warpinv-{suite.name}")
