@@ -131,3 +131,65 @@ def test_the_warpinv_command_mounts_bench_and_sweep(capsys) -> None:
     assert "# preflight ok" in capsys.readouterr().out
     assert main(["sweep", str(PROJECT_ROOT / "experiments" / "sweeps" / "pti_lr.yaml"), "--dry-run"]) == 0
     assert "3 trial(s)" in capsys.readouterr().out
+
+
+class FakeRun:
+    """Records what a wandb run is asked to do; ``fail_on`` makes that call raise."""
+
+    def __init__(self, fail_on: str = "") -> None:
+        self.fail_on = fail_on
+        self.logged: list[dict] = []
+        self.finish_codes: list[int | None] = []
+        self.summary: dict = {}
+
+    def log(self, payload: dict) -> None:
+        if self.fail_on == "log":
+            raise RuntimeError("upload refused")
+        self.logged.append(payload)
+
+    def finish(self, exit_code: int | None = None) -> None:
+        self.finish_codes.append(exit_code)
+
+
+def fake_wandb(run: FakeRun, fail_on: str = ""):
+    import types
+
+    def table(columns, data):
+        if fail_on == "table":
+            raise ValueError("bad table")
+        return {"columns": columns, "data": data}
+
+    return types.SimpleNamespace(init=lambda **kwargs: run, Table=table, Image=lambda path, caption: (path, caption))
+
+
+@pytest.mark.parametrize("fail_on", ["log", "table"])
+def test_the_wandb_run_is_finished_when_a_later_step_raises(monkeypatch, tmp_path, fail_on: str) -> None:
+    import sys
+
+    run = FakeRun(fail_on)
+    monkeypatch.setitem(sys.modules, "wandb", fake_wandb(run, fail_on))
+    monkeypatch.setenv("WANDB_MODE", "offline")  # not disabled, so log_run reaches wandb.init (the fake)
+    for key in ("WANDB_SILENT", "WANDB_ERROR_REPORTING"):
+        monkeypatch.setenv(key, "false")  # log_run sets these when absent; keep them out of later tests
+    rows = [{"image_id": "a", "method": "m", "metrics": {"psnr": 20.0}}]
+    with pytest.warns(UserWarning, match="wandb logging failed"):
+        mode = log_run(enabled=True, mode=None, project="p", entity=None, name="n", out_dir=tmp_path, config={},
+                       rows=rows, summary={"m/input/psnr": 20.0})
+    assert mode is None and run.finish_codes == [1] and run.logged == []
+
+
+def test_a_logged_wandb_run_is_finished_once_with_code_zero(monkeypatch, tmp_path) -> None:
+    import sys
+
+    run = FakeRun()
+    monkeypatch.setitem(sys.modules, "wandb", fake_wandb(run))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for key in ("WANDB_SILENT", "WANDB_ERROR_REPORTING"):
+        monkeypatch.setenv(key, "false")
+    rows = [{"image_id": "a", "method": "m", "metrics": {"psnr": 20.0}}]
+    assert log_run(enabled=True, mode=None, project="p", entity=None, name="n", out_dir=tmp_path, config={},
+                   rows=rows, summary={"m/input/psnr": 20.0, "m/x": float("nan")},
+                   images={"m": [("images/m/a/00_input.png", "a: input")]}) == "offline"
+    assert run.finish_codes == [0] and run.summary == {"m/input/psnr": 20.0}
+    assert run.logged[0]["rows"]["columns"] == ["image_id", "method", "metric/psnr"]
+    assert run.logged[0]["grid/m"] == [(str(tmp_path / "images/m/a/00_input.png"), "a: input")]
