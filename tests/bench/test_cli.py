@@ -193,3 +193,42 @@ def test_a_logged_wandb_run_is_finished_once_with_code_zero(monkeypatch, tmp_pat
     assert run.finish_codes == [0] and run.summary == {"m/input/psnr": 20.0}
     assert run.logged[0]["rows"]["columns"] == ["image_id", "method", "metric/psnr"]
     assert run.logged[0]["grid/m"] == [(str(tmp_path / "images/m/a/00_input.png"), "a: input")]
+
+
+def test_a_method_without_one_successful_image_exits_1(capsys, suite_file) -> None:
+    path, out = suite_file({"bad": {"method": "bench_toy", "config": {"fail_ids": ["id000.png", "id001.png"]}},
+                            "part": {"method": "bench_toy", "config": {"fail_ids": ["id001.png"]}}},
+                           dataset={"limit": 2}, views={"gt_novel": False})
+    assert run_bench_cli(["bench", str(path), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "bad: 2 of 2 image(s) failed: NonFiniteLossError: loss is nan at step 1 (2 images)" in err
+    assert "part: 1 of 2 image(s) failed: NonFiniteLossError: loss is nan at step 1 (1 image)" in err
+    assert "no successful image for bad;" in err and "Traceback" not in err
+    assert "| bad | - | 0 | 2 |" in (out / "leaderboard.md").read_text()  # the leaderboard is still written
+
+
+def _result(rows: list[dict]):
+    from warpinv.bench import leaderboard as lb
+    from warpinv.bench.rows import check_split
+    from warpinv.bench.runner import BenchResult
+
+    board = lb.aggregate(rows, [lb.MethodSummary("m", "toy", "h")])
+    return BenchResult(Path("."), rows, board, {}, {}, [check_split(rows, ["a", "b"], "m", "h")])
+
+
+def test_partial_failures_exit_0_but_are_reported() -> None:
+    from warpinv.bench.rows import make_row
+
+    ok = make_row(image_id="a", method="m", method_name="toy", config_hash="h", view="input", metrics={"psnr": 1.0})
+    failed = make_row(image_id="b", method="m", method_name="toy", config_hash="h", view="input", status="failed",
+                      error="OutOfMemory: CUDA out of memory")
+    partial = _result([ok, failed])
+    assert partial.exit_code == 0 and partial.methods_without_success == []
+    assert partial.failure_lines() == ["m: 1 of 2 image(s) failed: OutOfMemory: CUDA out of memory (1 image)"]
+    every = _result([failed, {**failed, "image_id": "a", "error": None}])
+    assert every.exit_code == 1 and every.methods_without_success == ["m"]
+    assert every.failure_lines() == ["m: 2 of 2 image(s) failed: OutOfMemory: CUDA out of memory (1 image); "
+                                     "no reason recorded (1 image)"]
+    assert _result([ok]).exit_code == 1  # b is missing: incomplete, as before
+    clean = _result([ok, {**ok, "image_id": "b"}])
+    assert clean.failure_lines() == [] and clean.exit_code == 0
