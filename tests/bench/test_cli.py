@@ -131,3 +131,104 @@ def test_the_warpinv_command_mounts_bench_and_sweep(capsys) -> None:
     assert "# preflight ok" in capsys.readouterr().out
     assert main(["sweep", str(PROJECT_ROOT / "experiments" / "sweeps" / "pti_lr.yaml"), "--dry-run"]) == 0
     assert "3 trial(s)" in capsys.readouterr().out
+
+
+class FakeRun:
+    """Records what a wandb run is asked to do; ``fail_on`` makes that call raise."""
+
+    def __init__(self, fail_on: str = "") -> None:
+        self.fail_on = fail_on
+        self.logged: list[dict] = []
+        self.finish_codes: list[int | None] = []
+        self.summary: dict = {}
+
+    def log(self, payload: dict) -> None:
+        if self.fail_on == "log":
+            raise RuntimeError("upload refused")
+        self.logged.append(payload)
+
+    def finish(self, exit_code: int | None = None) -> None:
+        self.finish_codes.append(exit_code)
+
+
+def fake_wandb(run: FakeRun, fail_on: str = ""):
+    import types
+
+    def table(columns, data):
+        if fail_on == "table":
+            raise ValueError("bad table")
+        return {"columns": columns, "data": data}
+
+    return types.SimpleNamespace(init=lambda **kwargs: run, Table=table, Image=lambda path, caption: (path, caption))
+
+
+@pytest.mark.parametrize("fail_on", ["log", "table"])
+def test_the_wandb_run_is_finished_when_a_later_step_raises(monkeypatch, tmp_path, fail_on: str) -> None:
+    import sys
+
+    run = FakeRun(fail_on)
+    monkeypatch.setitem(sys.modules, "wandb", fake_wandb(run, fail_on))
+    monkeypatch.setenv("WANDB_MODE", "offline")  # not disabled, so log_run reaches wandb.init (the fake)
+    for key in ("WANDB_SILENT", "WANDB_ERROR_REPORTING"):
+        monkeypatch.setenv(key, "false")  # log_run sets these when absent; keep them out of later tests
+    rows = [{"image_id": "a", "method": "m", "metrics": {"psnr": 20.0}}]
+    with pytest.warns(UserWarning, match="wandb logging failed"):
+        mode = log_run(enabled=True, mode=None, project="p", entity=None, name="n", out_dir=tmp_path, config={},
+                       rows=rows, summary={"m/input/psnr": 20.0})
+    assert mode is None and run.finish_codes == [1] and run.logged == []
+
+
+def test_a_logged_wandb_run_is_finished_once_with_code_zero(monkeypatch, tmp_path) -> None:
+    import sys
+
+    run = FakeRun()
+    monkeypatch.setitem(sys.modules, "wandb", fake_wandb(run))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for key in ("WANDB_SILENT", "WANDB_ERROR_REPORTING"):
+        monkeypatch.setenv(key, "false")
+    rows = [{"image_id": "a", "method": "m", "metrics": {"psnr": 20.0}}]
+    assert log_run(enabled=True, mode=None, project="p", entity=None, name="n", out_dir=tmp_path, config={},
+                   rows=rows, summary={"m/input/psnr": 20.0, "m/x": float("nan")},
+                   images={"m": [("images/m/a/00_input.png", "a: input")]}) == "offline"
+    assert run.finish_codes == [0] and run.summary == {"m/input/psnr": 20.0}
+    assert run.logged[0]["rows"]["columns"] == ["image_id", "method", "metric/psnr"]
+    assert run.logged[0]["grid/m"] == [(str(tmp_path / "images/m/a/00_input.png"), "a: input")]
+
+
+def test_a_method_without_one_successful_image_exits_1(capsys, suite_file) -> None:
+    path, out = suite_file({"bad": {"method": "bench_toy", "config": {"fail_ids": ["id000.png", "id001.png"]}},
+                            "part": {"method": "bench_toy", "config": {"fail_ids": ["id001.png"]}}},
+                           dataset={"limit": 2}, views={"gt_novel": False})
+    assert run_bench_cli(["bench", str(path), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "bad: 2 of 2 image(s) failed: NonFiniteLossError: loss is nan at step 1 (2 images)" in err
+    assert "part: 1 of 2 image(s) failed: NonFiniteLossError: loss is nan at step 1 (1 image)" in err
+    assert "no successful image for bad;" in err and "Traceback" not in err
+    assert "| bad | - | 0 | 2 |" in (out / "leaderboard.md").read_text()  # the leaderboard is still written
+
+
+def _result(rows: list[dict]):
+    from warpinv.bench import leaderboard as lb
+    from warpinv.bench.rows import check_split
+    from warpinv.bench.runner import BenchResult
+
+    board = lb.aggregate(rows, [lb.MethodSummary("m", "toy", "h")])
+    return BenchResult(Path("."), rows, board, {}, {}, [check_split(rows, ["a", "b"], "m", "h")])
+
+
+def test_partial_failures_exit_0_but_are_reported() -> None:
+    from warpinv.bench.rows import make_row
+
+    ok = make_row(image_id="a", method="m", method_name="toy", config_hash="h", view="input", metrics={"psnr": 1.0})
+    failed = make_row(image_id="b", method="m", method_name="toy", config_hash="h", view="input", status="failed",
+                      error="OutOfMemory: CUDA out of memory")
+    partial = _result([ok, failed])
+    assert partial.exit_code == 0 and partial.methods_without_success == []
+    assert partial.failure_lines() == ["m: 1 of 2 image(s) failed: OutOfMemory: CUDA out of memory (1 image)"]
+    every = _result([failed, {**failed, "image_id": "a", "error": None}])
+    assert every.exit_code == 1 and every.methods_without_success == ["m"]
+    assert every.failure_lines() == ["m: 2 of 2 image(s) failed: OutOfMemory: CUDA out of memory (1 image); "
+                                     "no reason recorded (1 image)"]
+    assert _result([ok]).exit_code == 1  # b is missing: incomplete, as before
+    clean = _result([ok, {**ok, "image_id": "b"}])
+    assert clean.failure_lines() == [] and clean.exit_code == 0

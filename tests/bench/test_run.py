@@ -129,6 +129,15 @@ def test_changed_config_reruns_and_tables_show_only_current_rows(suite_file) -> 
     assert json.loads((out / "provenance.json").read_text())["stale_rows_kept_in_shards"] == len(first.rows)
 
 
+def test_the_html_grid_leaves_out_images_of_an_older_config(suite_file) -> None:
+    path, out = suite_file(dataset={"limit": 2}, views={"gt_novel": False})
+    run_bench(path, quiet=True)  # saves the grids of id000 and id001
+    result = run_bench(path, ["method.offset=0.1", "save_images=1"], quiet=True)  # redraws id000 only
+    page = result.paths["html"].read_text()
+    assert 'data-image="id000.png"' in page and 'data-image="id001.png"' not in page
+    assert (out / "images" / "toy" / "id001.png" / "manifest.json").is_file()  # kept on disk, not shown
+
+
 def test_limit_and_split_subsets(suite_file, tmp_path) -> None:
     split = tmp_path / "split.txt"
     split.write_text("# three ids\nid000.png\nid003.png\nid004.png\n")

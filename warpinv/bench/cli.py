@@ -2,7 +2,9 @@
 
 The main ``warpinv`` command mounts them with :func:`add_bench_parser` and :func:`add_sweep_parser`;
 each handler is stored as ``func`` on the namespace and returns an exit code (0 ok, 2 for a config or
-preflight error, printed without a traceback). :func:`run_bench_cli` runs them on their own.
+preflight error, printed without a traceback; ``bench``: 1 when a method has no successful image or
+misses images of the split -- the leaderboard is still written, and failed images are reported on
+stderr whatever the exit code). :func:`run_bench_cli` runs them on their own.
 """
 from __future__ import annotations
 
@@ -120,8 +122,12 @@ def _cmd_bench(ns: argparse.Namespace) -> int:
     except _errors() as err:
         print(f"warpinv bench: {err}", file=sys.stderr)
         return 2
-    incomplete = [c for c in result.split_checks if c.missing]
-    return 1 if incomplete else 0
+    for line in result.failure_lines():
+        print(f"warpinv bench: {line}", file=sys.stderr)
+    if result.methods_without_success:
+        print(f"warpinv bench: no successful image for {', '.join(result.methods_without_success)}; "
+              f"the leaderboard was written ({result.paths['md']})", file=sys.stderr)
+    return result.exit_code
 
 
 def _cmd_sweep(ns: argparse.Namespace) -> int:

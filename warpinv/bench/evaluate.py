@@ -9,12 +9,13 @@ For one image (``BenchEvaluator.evaluate``):
    identity metrics), one row per ground-truth novel view (``gt:yaw+0.35,pitch-0.20``, scored with
    ``warpinv.metrics.score_novel_views``), one row per sweep view with identity metrics vs the input
    (``yaw+0.25``), and one ``mv`` row with the multi-view metrics.
-3. A few images per method are saved for the HTML grid (input, reconstruction, depth, novel views)
-   and optionally the ``Inversion`` file.
+3. A few images per method are saved for the HTML grid (input, reconstruction, depth, novel views),
+   with a ``manifest.json`` naming the label, config hash and image id (:func:`collect_grids` shows
+   only those of the tabulated rows), and optionally the ``Inversion`` file.
 
 A metric whose weights are missing is never computed; it is listed as unavailable with the reason
 (once, in the leaderboard and the provenance). A metric that raises on an image leaves ``None`` in
-that row with the reason in ``notes``.
+that row with the reason in ``notes`` (per metric: the other metrics keep their values).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import math
 import re
 import resource
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from warpinv.bench.rows import INPUT_VIEW, MULTIVIEW_VIEW, STATUS_FAILED, make_row
+from warpinv.bench.rows import INPUT_VIEW, MULTIVIEW_VIEW, STATUS_FAILED, STATUS_OK, make_row
 from warpinv.methods.base import Inversion, InversionItem, InversionMethod
 
 KIND_PAIR = "pair"
@@ -449,7 +451,7 @@ class BenchEvaluator:
                 try:
                     mm.update(_flatten(name, m(cache, camera, target, item.mask)))
                 except (ValueError, RuntimeError) as err:
-                    mnotes.append(f"{name}: {type(err).__name__}: {str(err).splitlines()[0]}")
+                    mnotes.append(_note(name, err))
                     mm.update({col: None for col in self.metrics.info.get(name, {}).get("columns", {name: 0})})
             rows.append(self._base(item, MULTIVIEW_VIEW, metrics=mm, notes=mnotes))
 
@@ -463,21 +465,33 @@ class BenchEvaluator:
         try:
             value = metric(pred, target, mask.to(pred)) if mask is not None else metric(pred, target)
         except (ValueError, RuntimeError) as err:
-            notes.append(f"{name}: {type(err).__name__}: {str(err).splitlines()[0]}")
+            notes.append(_note(name, err))
             return {name: None}
         return _flatten(name, value)
 
     def _score_novel(self, pair: dict[str, Any], renders: Tensor, gt: Tensor,
                      names: list[str]) -> list[tuple[dict[str, Any], list[str]]]:
-        """Per-view pair metrics of renders at the GT cameras vs the GT images (``score_novel_views``)."""
+        """Per-view pair metrics of renders ``(V, 3, H, W)`` at the GT cameras vs the GT images
+        ``(V, 3, H, W)``: ``[(values, notes)]`` per view.
+
+        One ``score_novel_views`` call per metric (each metric still scores every view in one
+        batch), so a metric that raises leaves ``None`` and a note naming it in every view while
+        the other metrics keep their values.
+        """
         from warpinv.metrics import score_novel_views
 
-        try:
-            scored = score_novel_views(renders, gt, metrics=pair, names=[n[3:] for n in names])
-        except (ValueError, RuntimeError) as err:
-            note = f"score_novel_views: {type(err).__name__}: {str(err).splitlines()[0]}"
-            return [({n: None for n in pair}, [note]) for _ in names]
-        return [({k: _scalar(v) for k, v in view.items() if k != "view"}, []) for view in scored]
+        views = [n[3:] for n in names]
+        values: list[dict[str, Any]] = [{} for _ in names]
+        notes: list[str] = []
+        for name, metric in pair.items():
+            try:
+                scored = [_scalar(v[name]) for v in score_novel_views(renders, gt, metrics={name: metric}, names=views)]
+            except (ValueError, RuntimeError) as err:
+                notes.append(_note(name, err))
+                scored = [None] * len(names)
+            for view_values, value in zip(values, scored):
+                view_values[name] = value
+        return [(v, list(notes)) for v in values]
 
     # -- images -------------------------------------------------------------------------------------
 
@@ -499,8 +513,13 @@ class BenchEvaluator:
             put(f"{view}-truth", to_uint8(gt), f"truth {view[3:]}", "truth")
         for view, _, render in images["gt"]:
             put(f"{view}-render", to_uint8(render), f"render {view[3:]}", "render")
-        (folder / "manifest.json").write_text(json.dumps({"image_id": item.image_id, "method": self.label,
-                                                          "images": entries}, indent=1) + "\n")
+        manifest = {"image_id": item.image_id, "method": self.label, "config_hash": self.config_hash, "images": entries}
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def _note(name: str, err: BaseException) -> str:
+    """``"<metric>: <error type>: <first line of the message>"`` (``_metric_failures`` reads the prefix)."""
+    return f"{name}: {type(err).__name__}: {(str(err).splitlines() or [''])[0]}"
 
 
 def _flatten(name: str, value: Any) -> dict[str, float | None]:
@@ -527,21 +546,37 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def collect_grids(out_dir: str | Path, labels: list[str]) -> dict[str, dict[str, list[tuple[str, str, str]]]]:
-    """Saved grid images by method label and image id: ``[(path relative to out_dir, caption, grid line)]``."""
+def collect_grids(out_dir: str | Path, rows: Iterable[dict[str, Any]],
+                  labels: Sequence[str]) -> dict[str, dict[str, list[tuple[str, str, str]]]]:
+    """Saved grid images of the tabulated ``rows``, by method label (in ``labels`` order) and image id:
+    ``[(path relative to out_dir, caption, grid line)]``.
+
+    A folder is listed only when its manifest names the label, config hash and image id of an ok
+    row: images drawn by an older config of the same label, of images outside ``rows`` (a smaller
+    ``dataset.limit``) or of failed images are left out. Manifests without a ``config_hash``
+    (written before it was recorded) are skipped too, since which config drew them cannot be told.
+    """
     out_dir = Path(out_dir)
+    wanted = {(r["method"], r["config_hash"], r["image_id"]) for r in rows if r["status"] == STATUS_OK}
     grids: dict[str, dict[str, list[tuple[str, str, str]]]] = {}
     for label in labels:
-        root = out_dir / "images" / safe_name(label)
         per: dict[str, list[tuple[str, str, str]]] = {}
-        for manifest in sorted(root.glob("*/manifest.json")):
-            try:
-                data = json.loads(manifest.read_text())
-            except (OSError, ValueError):
+        for manifest in sorted((out_dir / "images" / safe_name(label)).glob("*/manifest.json")):
+            data = _read_manifest(manifest)
+            if data is None or (data.get("method"), data.get("config_hash"), data.get("image_id")) not in wanted:
                 continue
             rel = manifest.parent.relative_to(out_dir)
-            per[str(data.get("image_id", manifest.parent.name))] = [
+            per[str(data["image_id"])] = [
                 (f"{rel.as_posix()}/{e['file']}", e["caption"], e.get("row", "main")) for e in data.get("images", [])
                 if (manifest.parent / e["file"]).is_file()]
         grids[label] = per
     return grids
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    """A grid folder's ``manifest.json``, or ``None`` when it cannot be read or is not an object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -4,8 +4,10 @@ Reports in ONE message every missing item with how to obtain it:
 
 - the generator's weight file (via ``warpinv.weights``) or checkpoint path;
 - the dataset folder, its ``dataset.json`` and the split file (unless the suite synthesises the set);
-- the weights each method needs (a method class may declare ``required_weights(config)``; otherwise
-  the method is built once on the tiny generator, which raises ``MissingWeightsError`` when built);
+- the weights each method needs: every one a method class declares with ``required_weights(config)``
+  (the built-in methods do: their LPIPS trunks); otherwise the method is built once on the tiny
+  generator, which reports only the first missing file (the build stops at its
+  ``MissingWeightsError``), so a method needing several files should declare them;
 - metric weights when the suite sets ``require_metric_weights`` (otherwise metrics without weights
   are listed unavailable, or use random weights with ``allow_random_metrics``).
 """

@@ -28,6 +28,7 @@ import math
 import sys
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from warpinv.bench.evaluate import BenchEvaluator, MetricSet, collect_grids
 from warpinv.bench.preflight import preflight
 from warpinv.bench.progress import MethodProgress, ShareCpuThreads
 from warpinv.bench.rows import (
+    STATUS_FAILED,
     RowWriter,
     SplitCheck,
     check_split,
@@ -63,6 +65,31 @@ class BenchResult:
     paths: dict[str, Path]
     split_checks: list[SplitCheck] = field(default_factory=list)
     ran: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def methods_without_success(self) -> list[str]:
+        """Labels of the methods with no successful image (every image failed, or none has a row)."""
+        return [r.label for r in self.board.rows if r.images == 0]
+
+    @property
+    def exit_code(self) -> int:
+        """``warpinv bench``'s status: 1 when a method has no successful image or misses images of the
+        split, else 0 (also when some images failed: :meth:`failure_lines` reports them)."""
+        return 1 if self.methods_without_success or any(c.missing for c in self.split_checks) else 0
+
+    def failure_lines(self, reasons: int = 3) -> list[str]:
+        """One line per method with failed images: how many, and the most frequent reasons."""
+        lines = []
+        for b in self.board.rows:
+            if not b.failed:
+                continue
+            errors = Counter(r.get("error") or "no reason recorded" for r in self.rows if r["status"] == STATUS_FAILED
+                             and (r["method"], r["config_hash"]) == (b.label, b.config_hash))
+            text = "; ".join(f"{error} ({n} image{'s' if n > 1 else ''})" for error, n in errors.most_common(reasons))
+            if len(errors) > reasons:
+                text += f"; {len(errors) - reasons} other reason(s)"
+            lines.append(f"{b.label}: {b.failed} of {b.images + b.failed} image(s) failed: {text}")
+        return lines
 
 
 def log(msg: str, quiet: bool = False) -> None:
@@ -309,7 +336,7 @@ def finalize(suite: SuiteConfig, methods: list[ResolvedMethod], metric_set: Metr
                          "git_commit": (record["git"] or {}).get("commit"), "git_dirty": (record["git"] or {}).get("dirty"),
                          "date": record["date"]}
 
-    grids_raw = collect_grids(out, [m.label for m in methods])
+    grids_raw = collect_grids(out, rows, [m.label for m in methods])
     grids = {label: {iid: [lb.GridImage(p, c, row) for p, c, row in ims] for iid, ims in per.items()}
              for label, per in grids_raw.items()}
     paths = lb.write_all(board, out, grids=grids, tex_label=f"tab:warpinv-{suite.name}")

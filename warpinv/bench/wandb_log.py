@@ -4,7 +4,8 @@ Mode: ``$WANDB_MODE`` wins (``disabled`` in tests and CI); else the suite's ``wa
 ``online`` when logged in (``$WANDB_API_KEY`` or an ``api.wandb.ai`` entry in ``~/.netrc``, checked
 without any network call) and ``offline`` otherwise (runs land in ``<output>/wandb`` and can be
 uploaded later with ``wandb sync``). No account is needed. A missing package or any wandb error
-only prints a warning.
+only prints a warning; a run once started is always finished (``exit_code=1`` when a later step
+raised), so no wandb process is left waiting.
 
 What is logged (from the launching process, after the rows are merged): the per-image rows as a
 table, the summary metrics (``<label>/<group>/<metric>``, the names sweep files optimise), the
@@ -12,11 +13,12 @@ per-method timing, and the saved image grids.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import netrc
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,31 @@ def _table_value(v: Any) -> Any:
     return v
 
 
+@contextlib.contextmanager
+def finished(run: Any) -> Iterator[Any]:
+    """Finish a wandb ``run`` however the block ends: ``exit_code=0``, or ``exit_code=1`` when it
+    raised (the error propagates; one raised by ``finish`` itself then is not allowed to replace it)."""
+    try:
+        yield run
+    except BaseException:
+        with contextlib.suppress(Exception):
+            run.finish(exit_code=1)
+        raise
+    run.finish(exit_code=0)
+
+
+def _payload(wandb: Any, out_dir: str | Path, rows: Sequence[dict[str, Any]],
+             images: dict[str, list[tuple[str, str]]] | None) -> dict[str, Any]:
+    """What one ``run.log`` call sends: the rows as a table and the grid images by method label."""
+    flat = [flat_row(r) for r in rows]
+    columns = sorted({k for r in flat for k in r}, key=lambda k: (k.startswith("metric/"), k))
+    payload: dict[str, Any] = {"rows": wandb.Table(columns=columns,
+                                                   data=[[_table_value(r.get(c)) for c in columns] for r in flat])}
+    for label, items in (images or {}).items():
+        payload[f"grid/{label}"] = [wandb.Image(str(Path(out_dir) / p), caption=c) for p, c in items]
+    return payload
+
+
 def log_run(*, enabled: bool, mode: str | None, project: str, entity: str | None, name: str, out_dir: str | Path,
             config: dict[str, Any], rows: Sequence[dict[str, Any]], summary: dict[str, Any],
             images: dict[str, list[tuple[str, str]]] | None = None, group: str | None = None,
@@ -92,16 +119,9 @@ def log_run(*, enabled: bool, mode: str | None, project: str, entity: str | None
             os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
         run = wandb.init(project=project, entity=entity, name=name, group=group, config=config, mode=resolved,
                          dir=str(wdir), job_type="bench", reinit="finish_previous")
-        flat = [flat_row(r) for r in rows]
-        columns = sorted({k for r in flat for k in r}, key=lambda k: (k.startswith("metric/"), k))
-        table = wandb.Table(columns=columns, data=[[_table_value(r.get(c)) for c in columns] for r in flat])
-        payload: dict[str, Any] = {"rows": table}
-        if log_images and images:
-            for label, items in images.items():
-                payload[f"grid/{label}"] = [wandb.Image(str(Path(out_dir) / p), caption=c) for p, c in items]
-        run.log(payload)
-        run.summary.update({k: v for k, v in summary.items() if not (isinstance(v, float) and math.isnan(v))})
-        run.finish()
+        with finished(run):
+            run.log(_payload(wandb, out_dir, rows, images if log_images else None))
+            run.summary.update({k: v for k, v in summary.items() if not (isinstance(v, float) and math.isnan(v))})
     except Exception as err:
         warnings.warn(f"wandb logging failed ({type(err).__name__}: {err}); the run's files are complete", stacklevel=2)
         return None

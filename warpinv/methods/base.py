@@ -5,7 +5,8 @@ evaluator renders views and scores them -> per-image rows.
 
 - ``invert(item) -> Inversion`` fits one image. Per-image optimisation methods run it under
   ``Trainer(inference_mode=False)`` (see ``trainer_arguments``) with their own optimisers; encoder
-  methods train through ``fit`` and their ``invert`` is a forward pass.
+  methods (``trainable = True``) train through ``fit`` and their ``invert`` is a forward pass, run
+  without autograd.
 - ``predict_step`` seeds each image from its id (results do not depend on the number of
   processes), inverts it, hands the ``Inversion`` to the attached evaluator and returns its rows. A
   NaN or out-of-memory failure on one image becomes a failed row with the reason.
@@ -233,7 +234,8 @@ class InversionMethod(pl.LightningModule):
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[MethodConfig]] = MethodConfig
-    #: Encoder methods train through ``fit``; per-image optimisation methods do not.
+    #: Encoder methods train through ``fit`` and invert by a forward pass, run without autograd;
+    #: per-image optimisation methods (``False``) do not train and invert with gradients enabled.
     trainable: ClassVar[bool] = False
 
     def __init__(self, config: MethodConfig, generator: EG3DGenerator) -> None:
@@ -251,7 +253,8 @@ class InversionMethod(pl.LightningModule):
         return to_dict(self.config)
 
     def invert(self, item: InversionItem) -> Inversion:
-        """Fit one image. Runs with gradients enabled and the image's seed set."""
+        """Fit one image. Runs with the image's seed set, and gradients enabled unless ``trainable``
+        (an encoder's forward pass builds no autograd graph)."""
         raise NotImplementedError
 
     def tunable_generator(self) -> EG3DGenerator:
@@ -280,7 +283,8 @@ class InversionMethod(pl.LightningModule):
         start = time.perf_counter()
         stage = "inversion"
         try:
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.enable_grad():
+            grad = torch.no_grad() if self.trainable else torch.enable_grad()
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), grad:
                 torch.manual_seed(image_seed(item.image_id, self.config.seed))
                 inversion = self.invert(item)
             if not torch.isfinite(inversion.ws).all():

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from warpinv.metrics.base import composite
-from warpinv.metrics.lpips import LPIPS, Net
+from warpinv.metrics.lpips import LPIPS, TRUNK_WEIGHTS, Net
 
 
 def masked_mse(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -59,6 +59,13 @@ def build_lpips(net: Net, allow_random: bool = False, seed: int = 0) -> LPIPS:
         seed: seed of the random trunk.
     """
     return LPIPS(net, allow_random=allow_random, seed=seed)
+
+
+def lpips_trunk_weights(nets: Iterable[Net], allow_random: bool = False) -> list[str]:
+    """Registry names of the ImageNet trunks that :func:`build_lpips` resolves for ``nets``, once
+    each (none with ``allow_random``: a random trunk needs no file). Methods declare these as their
+    ``required_weights`` so a preflight lists every missing trunk, not only the first one built."""
+    return [] if allow_random else list(dict.fromkeys(TRUNK_WEIGHTS[net] for net in nets))
 
 
 class PerceptualLoss(nn.Module):
@@ -130,6 +137,7 @@ __all__ = [
     "downsample_to",
     "latent_distance",
     "layer_spread",
+    "lpips_trunk_weights",
     "masked_mse",
     "noise_regularization",
     "normalize_noise_",

@@ -19,7 +19,7 @@ import torch
 
 from warpinv.backbone import EG3DGenerator
 from warpinv.methods.base import Inversion, InversionItem, InversionMethod, MethodConfig, check_finite, register_method
-from warpinv.methods.losses import PerceptualLoss, build_lpips, masked_mse
+from warpinv.methods.losses import PerceptualLoss, build_lpips, lpips_trunk_weights, masked_mse
 from warpinv.methods.projector import (
     LatentStats,
     ProjectorSettings,
@@ -30,6 +30,7 @@ from warpinv.methods.projector import (
     settings_from_config,
     synthesize,
 )
+from warpinv.metrics.lpips import Net
 
 
 @dataclass
@@ -136,25 +137,39 @@ class PTI(InversionMethod):
         super().__init__(config, generator)
         self.config: PTIConfig = config
         allow = config.allow_random_lpips
+        nets = self.lpips_nets(config)
         # Built here so that missing weights fail before any image is touched.
         self.pivot_perceptual: PerceptualLoss | None = None
-        if config.pivot_lpips_weight > 0:
-            self.pivot_perceptual = PerceptualLoss(build_lpips(config.pivot_lpips_net, allow),
-                                                   config.pivot_lpips_resolution)
+        if "pivot" in nets:
+            self.pivot_perceptual = PerceptualLoss(build_lpips(nets["pivot"], allow), config.pivot_lpips_resolution)
         self.tuning_perceptual: PerceptualLoss | None = None
-        if self.tuning_uses_lpips:
-            self.tuning_perceptual = PerceptualLoss(build_lpips(config.tuning_lpips_net, allow),
-                                                    config.tuning_lpips_resolution)
+        if "tuning" in nets:
+            self.tuning_perceptual = PerceptualLoss(build_lpips(nets["tuning"], allow), config.tuning_lpips_resolution)
         #: Optional per-step hooks ``callback(step, terms)`` for the two stages (logging, tests).
         self.pivot_callback: StepCallback | None = None
         self.tuning_callback: StepCallback | None = None
 
+    @staticmethod
+    def lpips_nets(config: PTIConfig) -> dict[str, Net]:
+        """The LPIPS trunk of each stage that computes LPIPS: ``pivot`` (its loss) and ``tuning`` (its
+        loss, the early stop or the locality term); a stage without LPIPS is absent."""
+        nets: dict[str, Net] = {}
+        if config.pivot_lpips_weight > 0:
+            nets["pivot"] = config.pivot_lpips_net
+        if (config.tuning_lpips_weight > 0 or config.lpips_threshold is not None
+                or (config.locality_regularization and config.locality_lpips_weight > 0)):
+            nets["tuning"] = config.tuning_lpips_net
+        return nets
+
+    @classmethod
+    def required_weights(cls, config: PTIConfig) -> list[str]:
+        """Registry names of the weight files building this method resolves (read by the preflight)."""
+        return lpips_trunk_weights(cls.lpips_nets(config).values(), config.allow_random_lpips)
+
     @property
     def tuning_uses_lpips(self) -> bool:
         """Whether the tuning stage computes LPIPS (its loss, the early stop or the locality term)."""
-        cfg = self.config
-        return (cfg.tuning_lpips_weight > 0 or cfg.lpips_threshold is not None
-                or (cfg.locality_regularization and cfg.locality_lpips_weight > 0))
+        return "tuning" in self.lpips_nets(self.config)
 
     @property
     def random_lpips(self) -> bool:

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-
 from warpinv.backbone import EG3DGenerator
 from warpinv.methods.base import Inversion, InversionItem, InversionMethod, register_method
-from warpinv.methods.losses import PerceptualLoss, build_lpips
+from warpinv.methods.losses import PerceptualLoss, build_lpips, lpips_trunk_weights
 from warpinv.methods.projector import (
     LatentOptConfig,
     Projection,
@@ -21,6 +20,7 @@ from warpinv.methods.projector import (
     StepCallback,
     project_item,
 )
+from warpinv.metrics.lpips import Net
 
 
 @dataclass
@@ -42,12 +42,22 @@ class WOpt(InversionMethod):
     def __init__(self, config: WOptConfig, generator: EG3DGenerator) -> None:
         super().__init__(config, generator)
         self.config: WOptConfig = config
+        nets = self.lpips_nets(config)
         self.perceptual: PerceptualLoss | None = None
-        if config.lpips_weight > 0:  # built here so missing weights fail before any image
-            self.perceptual = PerceptualLoss(build_lpips(config.lpips_net, config.allow_random_lpips),
-                                             config.lpips_resolution)
+        if nets:  # built here so missing weights fail before any image
+            self.perceptual = PerceptualLoss(build_lpips(nets[0], config.allow_random_lpips), config.lpips_resolution)
         #: Optional per-step hook ``callback(step, terms)`` (logging, tests).
         self.step_callback: StepCallback | None = None
+
+    @staticmethod
+    def lpips_nets(config: WOptConfig) -> list[Net]:
+        """The LPIPS trunk the loss builds: ``[lpips_net]`` when ``lpips_weight > 0``, else none."""
+        return [config.lpips_net] if config.lpips_weight > 0 else []
+
+    @classmethod
+    def required_weights(cls, config: WOptConfig) -> list[str]:
+        """Registry names of the weight files building this method resolves (read by the preflight)."""
+        return lpips_trunk_weights(cls.lpips_nets(config), config.allow_random_lpips)
 
     def projector_settings(self) -> ProjectorSettings:
         return self.config.projector_settings(self.space)
