@@ -130,6 +130,13 @@ def upsample2d(x: Tensor, f: Tensor) -> Tensor:
         ``(N, C, 2H, 2W)``.
     """
     fh, fw = f.shape
+    if fh == fw and fw % 2 == 0 and x.ndim == 4:
+        # Zero insertion + padding + FIR is a stride-2 transposed convolution with the unflipped
+        # filter: same sums without multiplying the inserted zeros (4x fewer products; forward plus
+        # backward of the tiny generator's 96-channel 256 px skip image went from 0.20 s to 0.05 s).
+        c = x.shape[1]
+        weight = (f.to(x.dtype) * 4.0)[None, None].expand(c, 1, fh, fw)
+        return F.conv_transpose2d(x, weight, stride=2, padding=fw // 2 - 1, groups=c)
     pad = [(fw + 1) // 2, (fw - 2) // 2, (fh + 1) // 2, (fh - 2) // 2]
     return upfirdn2d(x, f, up=2, padding=pad, gain=4.0)
 
@@ -217,45 +224,75 @@ def _conv(x: Tensor, w: Tensor, up: int, padding: int, f: Tensor | None, groups:
     return conv2d_up2(x, w, f, groups=groups)
 
 
-def _bilinear_corners(grid: Tensor, b: int, h: int, w: int) -> list[tuple[Tensor, Tensor]]:
-    """The 4 texels of each grid point as ``(row, weight)`` pairs, rows into a ``(B*H*W, C)`` table.
+def _bilinear_corners(grid: Tensor, base: Tensor, stride: int, h: int, w: int) -> list[tuple[Tensor, Tensor]]:
+    """The 4 texels of each grid point as ``(row, weight)`` pairs, rows into a texel table.
 
-    ``grid (B, Ho, Wo, 2)`` -> 4 pairs of ``(B*Ho*Wo,)`` tensors. ``align_corners=False``
-    unnormalisation; texels outside the plane get weight 0 (zero padding) and a clamped row.
+    ``grid (B, Ho, Wo, 2)`` -> 4 pairs of ``(B*Ho*Wo,)`` tensors; texel ``(y, x)`` of plane ``b`` is
+    row ``base[b] + (y * w + x) * stride``. ``align_corners=False`` unnormalisation; texels outside
+    the plane get weight 0 (zero padding) and a clamped row.
     """
     ix = ((grid[..., 0] + 1) * w - 1) / 2
     iy = ((grid[..., 1] + 1) * h - 1) / 2
     x0, y0 = ix.floor(), iy.floor()
     fx, fy = ix - x0, iy - y0
     x0, y0 = x0.long(), y0.long()
-    base = (torch.arange(b, device=grid.device) * (h * w)).view(b, *([1] * (grid.ndim - 2)))
+    base = base.view(-1, *([1] * (grid.ndim - 2)))
     corners = []
     for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
                            (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
         x, y = x0 + dx, y0 + dy
         inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-        rows = base + y.clamp(0, h - 1) * w + x.clamp(0, w - 1)
+        rows = base + (y.clamp(0, h - 1) * w + x.clamp(0, w - 1)) * stride
         corners.append((rows.flatten(), (weight * inside).flatten()))
     return corners
 
 
-class TexelTable:
-    """Planes ``(B, C, H, W)`` as a channel-last ``(B*H*W, C)`` table of texel rows.
+class _TexelRows(torch.autograd.Function):
+    """``(N, K, L)`` -> ``(N*L, K)``: each image's channels become a texel's row, and back for the
+    gradient, by one 2-D transpose per image. On CPU PyTorch's 2-D transpose copy is about 3x faster
+    than the general permute (or a batched transpose) for tri-plane shapes (14 vs 42 ms at 96x256x256)."""
 
-    Built once per render and shared by its lookups (the coarse and the fine pass), so the planes
-    are converted once forward and their gradient converted back once. ``planes`` stays for lookups
-    whose grid needs a gradient (``F.grid_sample``).
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:  # type: ignore[override]
+        ctx.n_images = x.shape[0]
+        rows = [image.t().contiguous() for image in x]
+        return rows[0] if len(rows) == 1 else torch.cat(rows)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+        if ctx.n_images == 1:
+            return grad.t().contiguous()[None]
+        return torch.stack([g.t().contiguous() for g in grad.chunk(ctx.n_images)])
+
+
+class TexelTable:
+    """Tri-planes as one table of texel rows, built once per render and shared by all its lookups.
+
+    From ``(N, 3, C, H, W)``: the ``3*C`` features of a texel become one row, seen as 3 rows of
+    ``C`` (texel ``t`` of plane ``p`` of image ``n`` is row ``(n*H*W + t)*3 + p``). Planes expanded
+    over the batch (one set of planes at many cameras) are converted once. ``planes`` stays for
+    lookups whose grid needs a gradient (``F.grid_sample``).
+
+    Example:
+        >>> planes = torch.arange(24.0).view(1, 3, 2, 2, 2)  # (N, 3, C=2, H=2, W=2)
+        >>> TexelTable(planes).table[:3].tolist()  # texel (0, 0) of planes 0, 1, 2
+        [[0.0, 4.0], [8.0, 12.0], [16.0, 20.0]]
     """
 
     def __init__(self, planes: Tensor) -> None:
-        b, c, h, w = planes.shape
-        self.planes = planes
-        self.shape = (b, c, h, w)
-        self.table = planes.permute(0, 2, 3, 1).reshape(b * h * w, c)
+        n, n_planes, c, h, w = planes.shape
+        shared = n > 1 and planes.stride(0) == 0
+        source = planes[:1] if shared else planes
+        self.planes = planes.reshape(n * n_planes, c, h, w)
+        self.size = (h, w)
+        self.stride = n_planes
+        self.table = _TexelRows.apply(source.reshape(source.shape[0], n_planes * c, h * w)).view(-1, c)
+        image = torch.zeros(n, dtype=torch.long) if shared else torch.arange(n)
+        self.base = ((image * (h * w * n_planes))[:, None] + torch.arange(n_planes)).flatten().to(planes.device)
 
 
 class _PlaneSample(torch.autograd.Function):
-    """Bilinear plane lookup as a gather from a channel-last texel table, and its scatter gradient.
+    """Bilinear plane lookup as a gather from a texel table, and its scatter gradient.
 
     Same arithmetic as ``F.grid_sample(mode="bilinear", padding_mode="zeros", align_corners=False)``
     (four weighted texels), in another summation order. PyTorch's CPU kernels walk the channel-first
@@ -264,9 +301,9 @@ class _PlaneSample(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, table: Tensor, grid: Tensor, b: int, h: int, w: int) -> Tensor:  # type: ignore[override]
-        c = table.shape[1]
-        corners = _bilinear_corners(grid, b, h, w)
+    def forward(ctx: Any, table: Tensor, grid: Tensor, base: Tensor, stride: int,  # type: ignore[override]
+                h: int, w: int) -> Tensor:
+        corners = _bilinear_corners(grid, base, stride, h, w)
         out = None
         for rows, weight in corners:
             term = table.index_select(0, rows).mul_(weight.unsqueeze(1).to(table.dtype))
@@ -274,24 +311,24 @@ class _PlaneSample(torch.autograd.Function):
         assert out is not None
         ctx.corners = corners
         ctx.table_shape = table.shape
-        return out.view(b, *grid.shape[1:3], c).permute(0, 3, 1, 2)
+        return out.view(*grid.shape[:3], table.shape[1]).permute(0, 3, 1, 2)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None, None, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         g = grad.permute(0, 2, 3, 1).reshape(-1, ctx.table_shape[1])  # (B*Ho*Wo, C)
         out = torch.zeros(ctx.table_shape, device=grad.device, dtype=grad.dtype)
         for rows, weight in ctx.corners:
             out.index_add_(0, rows, g * weight.unsqueeze(1).to(g.dtype))
-        return out, None, None, None, None
+        return out, None, None, None, None, None
 
 
 def plane_grid_sample(planes: Tensor | TexelTable, grid: Tensor) -> Tensor:
     """Bilinear ``grid_sample`` with zero padding and ``align_corners=False`` (EG3D's plane lookup).
 
-    ``planes (B, C, H, W)`` (or their :class:`TexelTable`), ``grid (B, Ho, Wo, 2)`` in ``[-1, 1]``
-    -> ``(B, C, Ho, Wo)`` (a channel-last tensor seen in that shape). The values equal ``F.grid_sample``'s up to float
-    summation order; the planes get their gradient. A grid that needs a gradient takes
-    ``F.grid_sample`` itself.
+    ``planes (B, C, H, W)`` (or the :class:`TexelTable` of tri-planes, ``B = 3N``), ``grid (B, Ho,
+    Wo, 2)`` in ``[-1, 1]`` -> ``(B, C, Ho, Wo)`` (a channel-last tensor seen in that shape). The
+    values equal ``F.grid_sample``'s up to float summation order; the planes get their gradient. A
+    grid that needs a gradient takes ``F.grid_sample`` itself.
 
     Example:
         >>> planes = torch.arange(4.0).view(1, 1, 2, 2).requires_grad_()
@@ -299,10 +336,9 @@ def plane_grid_sample(planes: Tensor | TexelTable, grid: Tensor) -> Tensor:
         >>> out.item(), torch.autograd.grad(out.sum(), planes)[0].flatten().tolist()
         (1.5, [0.25, 0.25, 0.25, 0.25])
     """
-    texels = planes if isinstance(planes, TexelTable) else None
     if grid.requires_grad:
-        source = texels.planes if texels is not None else planes
+        source = planes.planes if isinstance(planes, TexelTable) else planes
         return F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    texels = texels or TexelTable(planes)  # type: ignore[arg-type]
-    b, _, h, w = texels.shape
-    return _PlaneSample.apply(texels.table, grid, b, h, w)
+    texels = planes if isinstance(planes, TexelTable) else TexelTable(planes[:, None])
+    h, w = texels.size
+    return _PlaneSample.apply(texels.table, grid, texels.base, texels.stride, h, w)

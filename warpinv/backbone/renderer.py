@@ -52,7 +52,7 @@ def sample_from_planes(planes: Tensor, coordinates: Tensor, box_warp: float,
         planes: ``(N, 3, C, H, W)``.
         coordinates: ``(N, M, 3)`` world points; the box ``[-box_warp/2, box_warp/2]^3`` maps to
             ``[-1, 1]^3``.
-        texels: ``plane_texels(planes)``, when several lookups share one conversion.
+        texels: ``TexelTable(planes)`` when several lookups share one conversion of the planes.
 
     Returns:
         ``(N, 3, M, C)`` features per plane.
@@ -60,14 +60,8 @@ def sample_from_planes(planes: Tensor, coordinates: Tensor, box_warp: float,
     n, n_planes, c, h, w = planes.shape
     m = coordinates.shape[1]
     grid = project_onto_planes((2.0 / box_warp) * coordinates).reshape(n * n_planes, 1, m, 2)
-    out = plane_grid_sample(texels or planes.reshape(n * n_planes, c, h, w), grid.float())
+    out = plane_grid_sample(texels or TexelTable(planes), grid.float())
     return out.reshape(n, n_planes, c, m).transpose(2, 3)
-
-
-def plane_texels(planes: Tensor) -> TexelTable:
-    """``(N, 3, C, H, W)`` tri-planes as one texel table for :func:`sample_from_planes`."""
-    n, n_planes, c, h, w = planes.shape
-    return TexelTable(planes.reshape(n * n_planes, c, h, w))
 
 
 def mean_over_planes(features: Tensor) -> Tensor:
@@ -279,13 +273,13 @@ class ImportanceRenderer(nn.Module):
     def plane_field(planes: Tensor, decoder: nn.Module, options: Mapping[str, Any]) -> RadianceField:
         """The radiance field of tri-planes + decoder, with EG3D's optional ``density_noise``.
 
-        Its lookups share one texel table of the planes, made on the first call.
+        Its lookups (the coarse and the fine pass) share one texel table, made on the first call.
         """
         shared: list[TexelTable] = []
 
         def field(coordinates: Tensor, directions: Tensor) -> dict[str, Tensor]:
             if not shared:
-                shared.append(plane_texels(planes))
+                shared.append(TexelTable(planes))
             return run_model(planes, decoder, coordinates, directions, options, texels=shared[0])
 
         return field
