@@ -1,4 +1,4 @@
-"""Multi-process runs: 2 CPU processes (ddp_spawn, gloo) give exactly the rows of a 1-process run."""
+"""Multi-process runs: 2 CPU processes (forked DDP ranks, gloo) give exactly the rows of a 1-process run."""
 from __future__ import annotations
 
 import math

@@ -54,7 +54,7 @@ class MethodProgress(Callback):
 class ShareCpuThreads(Callback):
     """CPU process setup in every rank: ``cpu_count // N`` intra-op threads with N processes (no
     oversubscription), and the allocator tuning of :func:`warpinv.backbone.runtime.tune_cpu_allocator`
-    (spawned ranks are fresh interpreters that the CLI did not set up)."""
+    (ranks started from a notebook or a test never went through the CLI)."""
 
     def on_predict_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if pl_module.device.type != "cpu":

@@ -2,11 +2,13 @@
 
 Per method: one ``Trainer`` (its ``trainer_arguments`` merged in one place, :func:`trainer_kwargs`),
 ``trainer.predict`` over the images not yet done (resume), rows appended per image to
-``rows/rank{r}.jsonl``. Processes: every visible GPU (DDP), or ``--devices N`` CPU processes
-(``ddp_spawn`` with gloo) when there is no GPU; one process otherwise. ``ddp_spawn`` is used on
-GPUs too, so the same code runs from the CLI, a notebook or a test (``strategy="ddp"`` would re-run
-the command line per rank), and each method may use a different number of processes (never more
-than the images left: ``UnrepeatedDistributedSamplerWrapper`` needs one per rank).
+``rows/rank{r}.jsonl``. Processes: every visible GPU (DDP, spawned, NCCL), or ``--devices N`` CPU
+processes (DDP, forked, gloo) when there is no GPU; one process otherwise. The launcher starts the
+ranks itself (spawn or fork) so the same code runs from the CLI, a notebook or a test
+(``strategy="ddp"`` would re-run the command line per rank), and each method may use a different
+number of processes (never more than the images left: ``UnrepeatedDistributedSamplerWrapper``
+needs one per rank). CPU ranks are forked because a spawned rank re-imports torch and Lightning
+(about 8 s per method on 2 cores); CUDA cannot be forked, so GPU ranks are spawned.
 
 After the last method, the launching process merges the shards, de-duplicates, checks the ids
 against the split (missing reported, extras an error) and writes the outputs::
@@ -130,7 +132,7 @@ def trainer_kwargs(method: Any, accelerator: str, processes: int, timeout_hours:
     }
     if processes > 1:
         kwargs["strategy"] = DDPStrategy(
-            start_method="spawn", timeout=_dt.timedelta(hours=timeout_hours),
+            start_method="spawn" if accelerator == "gpu" else "fork", timeout=_dt.timedelta(hours=timeout_hours),
             process_group_backend="nccl" if accelerator == "gpu" else "gloo")
     kwargs.update(getattr(method, "trainer_arguments", {}) or {})
     if kwargs.get("inference_mode", False):
