@@ -283,12 +283,18 @@ class TexelTable:
         n, n_planes, c, h, w = planes.shape
         shared = n > 1 and planes.stride(0) == 0
         source = planes[:1] if shared else planes
-        self.planes = planes.reshape(n * n_planes, c, h, w)
+        self._planes = planes
         self.size = (h, w)
         self.stride = n_planes
         self.table = _TexelRows.apply(source.reshape(source.shape[0], n_planes * c, h * w)).view(-1, c)
         image = torch.zeros(n, dtype=torch.long) if shared else torch.arange(n)
         self.base = ((image * (h * w * n_planes))[:, None] + torch.arange(n_planes)).flatten().to(planes.device)
+
+    @property
+    def planes(self) -> Tensor:
+        """``(N*3, C, H, W)`` for ``F.grid_sample`` (reshaped on demand: for expanded planes it copies)."""
+        n, n_planes, c, h, w = self._planes.shape
+        return self._planes.reshape(n * n_planes, c, h, w)
 
 
 class _PlaneSample(torch.autograd.Function):
