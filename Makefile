@@ -8,10 +8,11 @@ STAMP  := $(VENV)/.stamp-install
 SUITE  ?= default
 ARGS   ?=
 
-.PHONY: test test-fast bench bench-results perf clean-venv help
+.PHONY: test test-fast lint bench bench-results perf clean-venv help
 
 help:
-	@echo "make test            run the test suite (creates .venv on first use)"
+	@echo "make test            run the test suite and the doctests of warpinv/ (creates .venv on first use)"
+	@echo "make lint            ruff check of warpinv, tests and benchmarks (rules in pyproject.toml)"
 	@echo "make bench           run the default benchmark on the embedded tiny generator (SUITE=celebahq for the real one)"
 	@echo "make bench-results   copy runs/bench/\$$SUITE's tables and grids into benchmarks/results/\$$SUITE"
 	@echo "make perf            backbone performance benchmark -> benchmarks/results/perf_backbone.json"
@@ -30,6 +31,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	WANDB_MODE=disabled $(PY) -m pytest -m "not slow" $(ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check warpinv tests benchmarks
 
 # `make bench` runs experiments/bench/$(SUITE).yaml (default: every method on the tiny generator's
 # synthetic multi-view set) into runs/bench/$(SUITE); ARGS takes dotted overrides and --devices N.

@@ -1,13 +1,12 @@
 """Strict configs: schemas, YAML inheritance, dotted overrides, docstring help."""
 from __future__ import annotations
 
-import doctest
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
 
-import warpinv.config as config_module
 from warpinv.config import (
     ConfigError,
     apply_overrides,
@@ -82,5 +81,21 @@ def test_hash_is_stable_and_order_independent() -> None:
     assert config_hash(Outer()) == config_hash(to_dict(Outer()))
 
 
-def test_doctests() -> None:
-    assert doctest.testmod(config_module).failed == 0
+@pytest.mark.parametrize(("text", "message"), [
+    ("lr: 1\nsteps: 2\nlr: 3\n", "duplicate key 'lr'"),
+    ("a: &x [1, 2]\nb: [*x, *x]\n", "aliases (*x) are not allowed"),
+    ("a: " + "[" * 200_000 + "]" * 200_000 + "\n", "invalid YAML"),
+])
+def test_yaml_that_would_mislead_or_explode_is_refused(tmp_path, text: str, message: str) -> None:
+    """Issue 11: duplicate keys kept the last value; aliases and deep nesting gave raw tracebacks."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_yaml(path)
+
+
+def test_a_base_cycle_is_refused(tmp_path) -> None:
+    (tmp_path / "a.yaml").write_text("_base_: b.yaml\nx: 1\n")
+    (tmp_path / "b.yaml").write_text("_base_: a.yaml\ny: 2\n")
+    with pytest.raises(ConfigError, match="`_base_` files form a cycle"):
+        load_yaml(tmp_path / "a.yaml")

@@ -9,6 +9,8 @@ from warpinv import __version__
 from warpinv.backbone.runtime import tune_cpu_allocator
 from warpinv.bench.cli import add_bench_parser, add_sweep_parser
 from warpinv.data.cli import add_data_parser
+from warpinv.methods.cli import add_methods_parser
+from warpinv.metrics.cli import add_metrics_parser
 from warpinv.weights.cli import add_weights_parser
 
 
@@ -16,9 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="warpinv", description="3D GAN inversion on one EG3D backbone.")
     parser.add_argument("--version", action="version", version=f"warpinv {__version__}")
     parser.set_defaults(func=lambda _ns: (parser.print_help(), 0)[1])
-    sub = parser.add_subparsers(dest="command", metavar="{weights,data,bench,sweep}")
+    sub = parser.add_subparsers(dest="command", metavar="{weights,data,methods,metrics,bench,sweep}")
     add_weights_parser(sub)
     add_data_parser(sub)
+    add_methods_parser(sub)
+    add_metrics_parser(sub)
     add_bench_parser(sub)
     add_sweep_parser(sub)
     return parser

@@ -23,6 +23,7 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import math
 import textwrap
 import types
 import typing
@@ -99,6 +100,8 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -161,21 +164,66 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, resolving ``_base_`` inheritance (deep merge, child wins)."""
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys (YAML silently keeps the last) and aliases
+    (``*name``: a config has no use for them, and nested aliases expand exponentially)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(None, None, f"YAML aliases (*{event.anchor}) are not allowed "
+                                                    "in configs; repeat the value instead", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(text: str, source: str = "<string>") -> Any:
+    """Parse YAML strictly (:class:`_StrictLoader`); every failure is a :class:`ConfigError`.
+
+    Example:
+        >>> read_yaml("a: 1\\nb: 2")
+        {'a': 1, 'b': 2}
+        >>> read_yaml("a: 1\\na: 2")
+        Traceback (most recent call last):
+        ...
+        warpinv.config.ConfigError: <string>: invalid YAML: duplicate key 'a'...
+    """
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: invalid YAML: {' '.join(str(err).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid YAML: nested too deeply") from None
+
+
+def load_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML mapping, resolving ``_base_`` inheritance (deep merge, child wins).
+
+    Raises:
+        ConfigError: a missing file, invalid YAML (duplicate keys and aliases included), a top
+            level that is not a mapping, or a ``_base_`` cycle.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: invalid YAML: {err}") from err
+    if path.resolve() in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, path.resolve()))
+        raise ConfigError(f"{path}: `_base_` files form a cycle: {cycle}")
+    data = read_yaml(path.read_text(), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping")
     base = data.pop("_base_", None)
     if base is None:
         return data
-    return deep_merge(load_yaml(path.parent / base), data)
+    return deep_merge(load_yaml(path.parent / base, (*_chain, path.resolve())), data)
 
 
 def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -211,7 +259,7 @@ def field_help(cls: type) -> dict[str, str]:
             if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                     and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
                     and isinstance(nxt.value.value, str)):
-                helps[node.target.id] = inspect.cleandoc(nxt.value.value)
+                helps[node.target.id] = " ".join(inspect.cleandoc(nxt.value.value).split())
     return helps
 
 
@@ -226,5 +274,6 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
         if dataclasses.is_dataclass(default):
             rows.extend(describe(type(default), key))
         else:
-            rows.append((key, json.dumps(to_dict(default)) if default != "<required>" else default, helps.get(f.name, "")))
+            rows.append((key, json.dumps(to_dict(default)) if default != "<required>" else default,
+                         helps.get(f.name, "")))
     return rows

@@ -22,8 +22,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -120,7 +121,8 @@ def run_child(args: argparse.Namespace, config: str, batch: int) -> dict[str, An
 def environment(device: str) -> dict[str, Any]:
     from warpinv.bench.provenance import cpu_name
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
     info = {
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -163,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             row = run_child(args, config, batch)
             rows.append(row)
             print(_summary(row), flush=True)
-    result = {"benchmark": "backbone", "environment": environment(args.device), "official_cpu_reference_s": OFFICIAL_CPU_FORWARD_S,
+    result = {"benchmark": "backbone", "environment": environment(args.device),
+              "official_cpu_reference_s": OFFICIAL_CPU_FORWARD_S,
               "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

@@ -34,8 +34,10 @@ def test_gradients_reach_ws_planes_and_every_parameter(G: EG3DGenerator) -> None
 def test_train_mode_non_fused_equals_eval_fused(G: EG3DGenerator) -> None:
     ws = G.mapping(torch.randn(2, 512, generator=torch.Generator().manual_seed(1)), frontal_label(2))
     with torch.no_grad():
-        a = G.eval().synthesis(ws, frontal_label(2), neural_rendering_resolution=16, noise_mode="const", deterministic=True)
-        b = G.train().synthesis(ws, frontal_label(2), neural_rendering_resolution=16, noise_mode="const", deterministic=True)
+        a = G.eval().synthesis(ws, frontal_label(2), neural_rendering_resolution=16, noise_mode="const",
+                               deterministic=True)
+        b = G.train().synthesis(ws, frontal_label(2), neural_rendering_resolution=16, noise_mode="const",
+                                deterministic=True)
     G.eval()
     torch.testing.assert_close(a["image"], b["image"], atol=1e-4, rtol=1e-4)
 

@@ -70,7 +70,8 @@ def test_planes(planes0: torch.Tensor, io: dict) -> None:
     assert max_err(p[:, :, ::8, ::8], io["planes0_stride8"]) <= ATOL["planes"]
     assert max_err(p[:, :, 120:136, 120:136], io["planes0_center_crop_120_136"]) <= ATOL["planes"]
     sums = p.double().sum(dim=(2, 3))
-    torch.testing.assert_close(sums, io["planes0_sum_f64"], rtol=1e-6, atol=1e-6 * io["planes0_abssum_f64"].max().item())
+    torch.testing.assert_close(sums, io["planes0_sum_f64"], rtol=1e-6,
+                               atol=1e-6 * io["planes0_abssum_f64"].max().item())
 
 
 def test_renderer_intermediates(G: EG3DGenerator, planes0: torch.Tensor, io: dict) -> None:
@@ -120,7 +121,8 @@ def test_synthesis_at_64_and_resolution_side_effect(G: EG3DGenerator, io: dict) 
     assert max_err(out["image_raw"], io["synthB_image_raw"]) <= ATOL["raw"]
     assert max_err(out["image_depth"], io["synthB_image_depth"]) <= ATOL["raw"]
     sums = out["image"].double().sum(dim=(1, 2, 3))
-    torch.testing.assert_close(sums, io["synthB_image_sum_f64"], rtol=1e-6, atol=1e-6 * io["synthB_image_abssum_f64"].max().item())
+    torch.testing.assert_close(sums, io["synthB_image_sum_f64"], rtol=1e-6,
+                               atol=1e-6 * io["synthB_image_abssum_f64"].max().item())
 
 
 def test_full_forward(G: EG3DGenerator, io: dict) -> None:

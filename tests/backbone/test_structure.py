@@ -28,7 +28,8 @@ def test_full_ffhq512_generator_has_exactly_the_manifest_state_dict() -> None:
 def test_ffhq_preset_kwargs_equal_the_manifest() -> None:
     manifest = json.loads(require_fixture("eg3d", "ffhq512_manifest.json").read_text())
     assert get_preset("ffhq512-128").init_kwargs == manifest["init_kwargs"]
-    assert get_preset("ffhq512-128").neural_rendering_resolution == manifest["non_init_attributes"]["neural_rendering_resolution"]
+    assert get_preset("ffhq512-128").neural_rendering_resolution == (
+        manifest["non_init_attributes"]["neural_rendering_resolution"])
 
 
 def test_small_generator_names_equal_the_fixture_weights() -> None:
@@ -87,7 +88,8 @@ def test_white_background_and_empty_scene() -> None:
         G = _tiny_with(white_back=white)
         with torch.no_grad():
             G.decoder.net[2].bias[0] = -1e4  # no density anywhere
-            out = G.synthesis(ws, frontal_label(), neural_rendering_resolution=16, noise_mode="const", deterministic=True)
+            out = G.synthesis(ws, frontal_label(), neural_rendering_resolution=16, noise_mode="const",
+                              deterministic=True)
         torch.testing.assert_close(out["image_raw"], torch.full_like(out["image_raw"], expected), atol=1e-5, rtol=0)
         assert torch.all(out["weight_sum"] < 1e-5)
 
@@ -121,7 +123,8 @@ def test_sr_kwargs_widths_are_ignored_as_official() -> None:
     kwargs["sr_kwargs"] = {**kwargs["sr_kwargs"], "channel_base": 1, "channel_max": 1}
     a = EG3DGenerator(**kwargs)
     b = EG3DGenerator(**get_preset("tiny").kwargs())
-    assert [v.shape for v in a.superresolution.state_dict().values()] == [v.shape for v in b.superresolution.state_dict().values()]
+    assert [v.shape for v in a.superresolution.state_dict().values()] == [
+        v.shape for v in b.superresolution.state_dict().values()]
     assert a.superresolution.block0.conv1.conv_clamp == 256  # sr_num_fp16_res > 0 implies clamp 256
 
 
@@ -143,7 +146,8 @@ def test_noup_sr_writes_its_skip_into_image_raw_as_official() -> None:
             full = G.render_planes(planes, ws, frontal_label(), res, deterministic=True)
             if aliased:
                 block0 = G.superresolution.block0
-                _, skip = block0(plain["feature_image"], plain["image_raw"], ws[:, -1:].repeat(1, 3, 1), noise_mode="none")
+                _, skip = block0(plain["feature_image"], plain["image_raw"], ws[:, -1:].repeat(1, 3, 1),
+                                 noise_mode="none")
                 torch.testing.assert_close(full["image_raw"], skip)
                 assert not torch.allclose(full["image_raw"], plain["image_raw"])
                 torch.testing.assert_close(full["feature_image"][:, :3], skip)

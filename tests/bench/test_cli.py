@@ -34,6 +34,28 @@ def test_celebahq_fails_in_seconds_listing_every_missing_item(capsys, monkeypatc
     assert not (tmp_path / "out").exists()  # nothing was written
 
 
+def test_celebahq_preflight_states_the_disk_saved_inversions_need(capsys, monkeypatch, tmp_path) -> None:
+    """Issue 10: two PTI variants saving every tuned tensor of ffhq512-128 for 2,824 images."""
+    monkeypatch.chdir(PROJECT_ROOT)
+    assert run_bench_cli(["bench", str(CELEBAHQ), f"output={tmp_path / 'out'}", "save_inversions=true"]) == 2
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("# saving inversions"))
+    assert "for 2824 image(s)" in line and "pti " in line and "pti_eg3d " in line and " GB" in line
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("methods.w_opt.lr=.inf", "expected a finite number, got inf"),
+    ("dataset.limit=-1", "dataset.limit must be >= 1, got -1"),
+    ("cpu_processes=0", "cpu_processes must be >= 1, got 0"),
+    ("dataset.options.no_such_option=1", "unknown key(s) dataset.options.no_such_option"),
+])
+def test_dry_run_refuses_values_that_cannot_run(capsys, override: str, message: str) -> None:
+    """Issue 11: each of these said "preflight ok"."""
+    default = PROJECT_ROOT / "experiments" / "bench" / "default.yaml"
+    assert run_bench_cli(["bench", str(default), "--dry-run", override]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
 def test_celebahq_subset_suite_inherits(monkeypatch) -> None:
     monkeypatch.chdir(PROJECT_ROOT)
     sub = load_suite(PROJECT_ROOT / "experiments" / "bench" / "celebahq1500.yaml")
@@ -76,7 +98,7 @@ def test_dry_run_and_keys(capsys, suite_file) -> None:
 
 def test_sweep_dry_run_and_bayes_refusal(capsys, tmp_path) -> None:
     assert run_bench_cli(["sweep", str(PROJECT_ROOT / "experiments" / "sweeps" / "pti_lr.yaml"), "--dry-run"]) == 0
-    assert "method.tuning_lr=0.0003" in capsys.readouterr().out
+    assert "method.tuning.lr=0.0003" in capsys.readouterr().out
     bayes = tmp_path / "b.yaml"
     bayes.write_text(yaml.safe_dump({"method": "bayes", "parameters": {"x": {"values": [1]}},
                                      "command": ["bench", "s.yaml", "${args_no_hyphens}"]}))

@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 
 import warpinv.backbone.loading as loading
+from tests.bench.conftest import write_suite
 from warpinv.bench.runner import ensure_dataset
 from warpinv.bench.suite import load_suite
 from warpinv.config import ConfigError
-
-from tests.bench.conftest import write_suite
 
 
 def _suite(tmp_path: Path, root: Path):

@@ -13,10 +13,11 @@ from warpinv.bench.rows import make_row
 def rows_for(method: str, psnr: list[float], lpips: list[float], *, novel: list[list[float]] | None = None,
              failed: int = 0) -> list[dict]:
     out = []
-    for i, (p, l) in enumerate(zip(psnr, lpips)):
+    for i, (p, lp) in enumerate(zip(psnr, lpips)):
         iid = f"img{i}"
         out.append(make_row(image_id=iid, method=method, method_name="toy", config_hash="h", view="input",
-                            metrics={"psnr": p, "lpips_alex": l}, seconds=2.0, peak_mem_mb=math.nan, peak_rss_mb=100.0))
+                            metrics={"psnr": p, "lpips_alex": lp}, seconds=2.0, peak_mem_mb=math.nan,
+                            peak_rss_mb=100.0))
         for v, value in enumerate((novel or [[]] * len(psnr))[i]):
             out.append(make_row(image_id=iid, method=method, method_name="toy", config_hash="h",
                                 view=f"gt:yaw+0.{v}", metrics={"psnr": value}))
@@ -122,3 +123,32 @@ def test_html_references_images_relatively(tmp_path) -> None:
     assert 'src="images/A/img0/00_input.png"' in page and "<table" in page and "Suite test" in page
     assert not re.search(r'src="(/|file:)', page)
     assert set(paths) == {"md", "csv", "tex", "html"} and all(p.is_file() for p in paths.values())
+
+
+def test_a_cell_over_fewer_images_than_its_row_shows_its_count_and_why() -> None:
+    """Issue 11: a metric that returned None on one image printed the survivors' mean under n=3."""
+    rows = rows_for("A", [20, 22, 24], [0.3, 0.2, 0.1])
+    rows[1]["metrics"]["lpips_alex"] = None
+    rows[1]["notes"] = ["lpips_alex: RuntimeError: the trunk refused this image"]
+    b = lb.aggregate(rows, [lb.MethodSummary("A", "toy", "h")], META)
+    cell = b.rows[0].cells["input/lpips_alex"]
+    assert (cell.n, b.rows[0].images, cell.missing) == (2, 3, {"img1": "RuntimeError: the trunk refused this image"})
+    md = lb.to_markdown(b)
+    assert "0.2000 ± 0.1414 (2/3)" in md and "22.00 ± 2.00 |" in md  # full cells carry no count
+    assert "A input/lpips_alex 2/3: img1 (RuntimeError: the trunk refused this image)" in md
+    assert "(2/3)" in lb.to_latex(b) and "(2/3)" in lb.to_html(b)
+
+
+def test_common_subset_averages_over_the_images_every_method_scored() -> None:
+    a = rows_for("A", [20, 22, 24], [0.3, 0.2, 0.1])
+    b_rows = [r for r in rows_for("B", [30, 32, 34], [0.4, 0.5, 0.6]) if r["image_id"] != "img2"]
+    b_rows.append(make_row(image_id="img2", method="B", method_name="toy", config_hash="h", view="input",
+                           status="failed", error="OutOfMemoryError", seconds=1.0))
+    methods = [lb.MethodSummary("A", "toy", "h"), lb.MethodSummary("B", "toy", "h")]
+    auto = lb.aggregate(a + b_rows, methods, META)
+    assert auto.aggregation == "common_subset" and auto.excluded == {"A": ["img2"]}
+    assert {r.label: (r.images, r.cells["input/psnr"].mean) for r in auto.rows} == {"A": (2, 21), "B": (2, 31)}
+    assert "Means over the 2 image(s) every method scored (common_subset); left out: A: img2." in lb.to_markdown(auto)
+    everything = lb.aggregate(a + b_rows, methods, META, aggregation="all")
+    assert {r.label: r.images for r in everything.rows} == {"A": 3, "B": 2}
+    assert everything.rows[0].cells["input/psnr"].mean == 22

@@ -13,15 +13,41 @@ from warpinv.methods import METHODS
 BUILT_IN = sorted(name for name, cls in METHODS.items() if not cls.__module__.startswith("tests."))
 
 
+#: Settings of any (nested) config field with this name, so that every method runs weightless and fast.
+CHEAP = {"allow_random_lpips": True, "w_avg_samples": 100}
+
+
 def few_steps(cls: type) -> dict:
-    """A tiny budget: every declared budget field set to 2, random LPIPS trunks where weights would be needed."""
-    fields = {f.name: f for f in dataclasses.fields(cls.Config)}
-    config: dict = {name: 2 for name in getattr(cls, "budget_fields", ()) if name in fields}
-    if "allow_random_lpips" in fields:
-        config["allow_random_lpips"] = True
-    if "w_avg_samples" in fields:
-        config["w_avg_samples"] = 100
+    """A tiny budget: every declared budget field (a dotted path) set to 2, and the :data:`CHEAP`
+    settings wherever the config (or a nested config) has such a field."""
+    config = cheap_settings(cls.Config)
+    for path in cls.budget_fields:
+        *parents, leaf = path.split(".")
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = 2
     return config
+
+
+def cheap_settings(config_cls: type) -> dict:
+    out: dict = {}
+    for f in dataclasses.fields(config_cls):
+        nested = f.type if dataclasses.is_dataclass(f.type) else _dataclass_of(config_cls, f.name)
+        if nested is not None:
+            inner = cheap_settings(nested)
+            if inner:
+                out[f.name] = inner
+        elif f.name in CHEAP:
+            out[f.name] = CHEAP[f.name]
+    return out
+
+
+def _dataclass_of(config_cls: type, name: str) -> type | None:
+    import typing
+
+    hint = typing.get_type_hints(config_cls).get(name)
+    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
 
 
 def test_the_built_in_methods_are_registered() -> None:

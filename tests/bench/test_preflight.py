@@ -34,10 +34,11 @@ def test_every_missing_trunk_of_a_method_is_listed(tmp_path) -> None:
 
 
 CONFIGS = {
-    "pti": [{}, {"pivot_lpips_weight": 0.0}, {"tuning_lpips_weight": 0.0, "lpips_threshold": None},
-            {"pivot_lpips_weight": 0.0, "tuning_lpips_weight": 0.0, "lpips_threshold": None},
-            {"pivot_lpips_weight": 0.0, "tuning_lpips_weight": 0.0, "lpips_threshold": None,
-             "locality_regularization": True}, {"allow_random_lpips": True}],
+    "pti": [{}, {"pivot": {"lpips_weight": 0.0}}, {"tuning": {"lpips_weight": 0.0, "lpips_threshold": None}},
+            {"pivot": {"lpips_weight": 0.0}, "tuning": {"lpips_weight": 0.0, "lpips_threshold": None}},
+            {"pivot": {"lpips_weight": 0.0}, "tuning": {"lpips_weight": 0.0, "lpips_threshold": None,
+                                                        "locality_regularization": True}},
+            {"allow_random_lpips": True}],
     "w_opt": [{}, {"lpips_net": "alex"}, {"lpips_weight": 0.0}, {"allow_random_lpips": True}],
     "wplus_opt": [{}, {"lpips_weight": 0.0}],
 }

@@ -43,6 +43,29 @@ def test_torn_last_line_is_skipped_with_a_warning(tmp_path) -> None:
     assert [r["image_id"] for r in rows] == ["a", "b"]
 
 
+def test_a_row_appended_after_a_torn_line_is_kept(tmp_path) -> None:
+    """Issue 11: the first row after a torn line used to be glued onto the fragment and lost."""
+    path = tmp_path / "rank0.jsonl"
+    append_rows(path, [row("a"), row("b")])
+    text = path.read_text()
+    path.write_text(text[: len(text) - len(text.splitlines()[-1]) // 2 - 1])  # cut the last line in half
+    append_rows(path, [row("c"), row("d")])
+    with pytest.warns(UserWarning, match="torn"):
+        rows = read_rows(path)
+    assert [r["image_id"] for r in rows] == ["a", "c", "d"]
+
+
+def test_non_utf8_bytes_in_a_shard_skip_that_line_only(tmp_path) -> None:
+    path = tmp_path / "rank0.jsonl"
+    append_rows(path, [row("a")])
+    with open(path, "ab") as fh:
+        fh.write(b'{"image_id": "\xff\xfe broken"}\n')
+    append_rows(path, [row("b")])
+    with pytest.warns(UserWarning, match="not UTF-8"):
+        rows = read_rows(path)
+    assert [r["image_id"] for r in rows] == ["a", "b"]
+
+
 def test_dedupe_keeps_the_latest_row_per_key_across_shards(tmp_path) -> None:
     append_rows(shard_path(tmp_path, 0), [row("a", t=1, psnr=10), row("b", t=1)])
     append_rows(shard_path(tmp_path, 1), [row("a", t=2, psnr=30), row("c", t=1)])

@@ -98,10 +98,33 @@ def test_the_default_suite_runs_every_registered_method() -> None:
 
 
 def test_the_sweep_suite_has_the_single_method_its_sweep_overrides() -> None:
-    """``experiments/sweeps/pti_lr.yaml`` passes ``method.tuning_lr=...``: its suite must hold exactly one method."""
+    """``experiments/sweeps/pti_lr.yaml`` passes ``method.tuning.lr=...``: its suite must hold exactly one method."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "experiments" / "bench"
-    suite = load_suite(root / "pti_sweep.yaml", ["method.tuning_lr=1e-3"])
+    suite = load_suite(root / "pti_sweep.yaml", ["method.tuning.lr=1e-3"])
     [m] = resolve_methods(suite)
-    assert m.name == "pti" and m.config.tuning_lr == 1e-3
+    assert m.name == "pti" and m.config.tuning.lr == 1e-3
+
+
+def test_the_code_is_part_of_every_config_hash(tmp_path, monkeypatch) -> None:
+    """Issue 11: rows computed by older code (a metric changed and committed) were reused on resume."""
+    from warpinv.bench import provenance
+
+    suite_path = tmp_path / "suite.yaml"
+    suite_path.write_text(yaml.safe_dump({"generator": "tiny", "dataset": {"root": str(tmp_path / "data")},
+                                          "methods": ["w_opt"], "methods_dir": str(tmp_path)}))
+    before = resolve_methods(load_suite(suite_path))[0].config_hash
+    monkeypatch.setattr(provenance, "code_fingerprint", lambda: "other-code")
+    assert resolve_methods(load_suite(suite_path))[0].config_hash != before
+
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "sub" / "metric.py").write_text("SCALE = 1\n")
+    (package / "README.md").write_text("docs\n")
+    monkeypatch.undo()
+    first = provenance.code_fingerprint(package)
+    (package / "README.md").write_text("other docs\n")
+    assert provenance.code_fingerprint(package) == first
+    (package / "sub" / "metric.py").write_text("SCALE = 2\n")
+    assert provenance.code_fingerprint(package) != first

@@ -136,7 +136,8 @@ def test_flip_yaw_negates_exactly_the_official_entries(io: dict[str, torch.Tenso
     changed = sorted(k for k in range(25) if float(flipped[0, k]) != float(c[0, k]))
     assert changed == [1, 2, 3, 8]  # entry 4 ([1,0]) is 0 for a roll-free LookAt camera
     pose = c[0, :16].view(4, 4).clone()
-    pose[0, 1] *= -1; pose[0, 2] *= -1; pose[1, 0] *= -1; pose[2, 0] *= -1; pose[0, 3] *= -1
+    for i, j in ((0, 1), (0, 2), (1, 0), (2, 0), (0, 3)):
+        pose[i, j] *= -1
     assert torch.equal(flipped[0, :16], pose.flatten()) and torch.equal(flipped[0, 16:], c[0, 16:])
 
 

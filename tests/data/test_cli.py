@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 import io
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tests.data.conftest import camera
 from warpinv.data import add_data_parser, run_data_cli

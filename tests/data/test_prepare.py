@@ -239,7 +239,8 @@ def test_statuses_from_scripted_detections(tmp_path: Path) -> None:
     script: dict[int, list[Face] | Exception] = {
         10: [_face(0.99, 100, 150)],                           # ok
         20: [_face(0.80, 100, 150)],                           # low_confidence
-        30: [_face(0.99, 100, 40)],                            # too_small (40 px < 64)
+        30: [_face(0.99, 100, 15)],                            # too_small (15 px < MTCNN's 20 px minimum)
+        70: [_face(0.99, 100, 40)],                            # ok: prepared with a low_resolution note
         40: [_face(0.99, 50, 150), _face(0.98, 300, 120)],     # multiple_faces
         50: RuntimeError("detector exploded"),                 # error, and the batch goes on
         60: [_face(0.95, 100, 150), _face(0.7, 300, 150)],     # one confident face: ok
@@ -250,7 +251,9 @@ def test_statuses_from_scripted_detections(tmp_path: Path) -> None:
     res = prepare_folder(src, tmp_path / "dst", PrepareConfig(batch_size=8), progress=False, detector=det)
     statuses = {r["source"]: r["status"] for r in res.records}
     assert statuses == {"g10.png": "ok", "g20.png": "low_confidence", "g30.png": "too_small",
-                        "g40.png": "multiple_faces", "g50.png": "error", "g60.png": "ok"}
+                        "g40.png": "multiple_faces", "g50.png": "error", "g60.png": "ok", "g70.png": "ok"}
+    low = {r["source"] for r in res.records if r.get("low_resolution")}
+    assert low == {"g70.png"}  # 40 px < low_resolution_face_size 64
     assert "detector exploded" in next(r["reason"] for r in res.records if r["source"] == "g50.png")
     assert det.calls > 1  # the failing batch was retried photo by photo
     chosen = next(r for r in res.records if r["source"] == "g40.png")
@@ -262,7 +265,9 @@ def test_choose_face_rules() -> None:
     assert _choose_face([], cfg)[0] == "no_face"
     status, face, reason = _choose_face([_face(0.5, 0, 200), _face(0.85, 0, 200)], cfg)
     assert status == "low_confidence" and face is None and "0.850" in reason
-    assert _choose_face([_face(0.99, 0, 30)], cfg)[0] == "too_small"
+    assert _choose_face([_face(0.99, 0, 19)], cfg)[0] == "too_small"
+    assert _choose_face([_face(0.99, 0, 30)], cfg)[0] == "ok"  # small, but above MTCNN's 20 px minimum
+    assert _choose_face([_face(0.99, 0, 30)], PrepareConfig(min_face_size=64))[0] == "too_small"
     two = [_face(0.99, 0, 100), _face(0.99, 300, 200)]
     status, face, _ = _choose_face(two, cfg)
     assert status == "multiple_faces" and face is not None and face.box[0] == 300

@@ -36,7 +36,7 @@ def test_layout_and_meta(synth: Path) -> None:
     assert meta["camera_source"] == "gt" and "random weights" in meta["note"]
     assert [v["name"] for v in meta["views"]] == [view_name(y, p) for y, p in DEFAULT_VIEWS]
     assert len(DEFAULT_VIEWS) == 6
-    for name, views in data["novel_views"]:
+    for _name, views in data["novel_views"]:
         assert len(views) == 6
         for view in views:
             assert (synth / view["file"]).is_file()
@@ -120,3 +120,90 @@ def test_identities_do_not_depend_on_n_and_cli(synth: Path, tmp_path: Path) -> N
     b = np.asarray(Image.open(synth / "id000.png"))
     assert np.array_equal(a, b)
     assert run_data_cli(["synth", str(tmp_path / "one"), "--n", "2"], stdout=io.StringIO()) == 1
+
+
+# --- a killed build, and hints that name what exists ---------------------------------------------------------------
+
+_KILL_AFTER_FIRST_IDENTITY = """
+import os, signal, sys
+import warpinv.data.synthetic as syn
+save = syn._save_novel_views
+def save_then_die(out, i, *args):
+    entry = save(out, i, *args)
+    os.kill(os.getpid(), signal.SIGKILL)  # as a kill -9 (or the OOM killer) would, mid-build
+    return entry
+syn._save_novel_views = save_then_die
+syn.make_synthetic_multiview(sys.argv[1], n=1)
+"""
+
+
+@pytest.mark.slow
+def test_a_killed_build_leaves_nothing_that_blocks_the_next(synth: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import PROJECT_ROOT
+
+    out = tmp_path / "set"
+    proc = subprocess.run([sys.executable, "-c", _KILL_AFTER_FIRST_IDENTITY, str(out)], cwd=PROJECT_ROOT,
+                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, capture_output=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert not out.exists()  # the build happens beside it and is renamed into place only when complete
+    assert make_synthetic_multiview(out, n=1) == out  # no --overwrite, no manual deletion
+    assert np.array_equal(np.asarray(Image.open(out / "id000.png")), np.asarray(Image.open(synth / "id000.png")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]  # the killed build's leftovers are gone
+
+
+@pytest.mark.slow
+def test_an_incomplete_folder_of_the_builders_own_files_is_rebuilt(synth: Path, tmp_path: Path) -> None:
+    """What an interrupted build of an earlier version left (renders, no dataset.json) is rebuilt."""
+    import shutil
+
+    out = tmp_path / "set"
+    shutil.copytree(synth, out)
+    (out / "dataset.json").rename(out / "dataset.json.tmp")
+    (out / "gt_latents.safetensors").unlink()
+    (out / "notes.txt").write_text("a user's file")
+    with pytest.raises(FileExistsError, match="other files"):
+        make_synthetic_multiview(out, n=1)  # not only the builder's files: refused
+    (out / "notes.txt").unlink()
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "id000.png").write_bytes(b"a user's photo that happens to have a builder's name")
+    with pytest.raises(FileExistsError, match="other files"):
+        make_synthetic_multiview(lone, n=1)  # no ground-truth views: not taken for an incomplete set
+    assert make_synthetic_multiview(out, n=1) == out
+    assert json.loads((out / "dataset.json").read_text())["meta"]["spec"]["n"] == 1
+    assert not (out / "dataset.json.tmp").exists() and not (out / "id001.png").exists()
+
+
+def test_refusal_hints_name_flags_that_exist(tmp_path: Path) -> None:
+    import re
+
+    other = tmp_path / "x"
+    other.mkdir()
+    (other / "keep.txt").write_text("user file")
+    with pytest.raises(FileExistsError) as info:
+        make_synthetic_multiview(other, n=1)
+    message = str(info.value)
+    assert (other / "keep.txt").exists()
+    flags = re.findall(r"--[a-z][a-z-]*", message)
+    assert flags, message
+    parser_help = _synth_help()
+    for flag in flags:
+        assert flag in parser_help, (flag, message)
+    assert "warpinv data synth" in message  # the command the flag belongs to is named (bench has no such flag)
+    assert "dataset.root" in message
+
+
+def _synth_help() -> str:
+    import argparse
+
+    from warpinv.data import add_data_parser
+
+    parser = argparse.ArgumentParser(prog="warpinv")
+    add_data_parser(parser.add_subparsers(dest="command"))
+    sub = next(a for a in parser._subparsers._group_actions[0].choices["data"]._actions  # noqa: SLF001
+               if isinstance(a, argparse._SubParsersAction)).choices["synth"]  # noqa: SLF001
+    return sub.format_help()

@@ -1,4 +1,5 @@
-"""The encoder path of ``warpinv.methods.base``: train through ``Trainer.fit``, invert by a forward pass.
+"""The encoder path of ``warpinv.methods.base``: train through ``Trainer.fit``, invert a batch by one
+forward pass, save the trained weights as a checkpoint that a config names.
 
 A test-only encoder (registered for this module only, so the every-method tests never see it) learns
 a latent offset from ``w_avg`` from pooled pixels, with the MSE between its render and the image.
@@ -21,7 +22,15 @@ from warpinv.backbone import EG3DGenerator, build_tiny
 from warpinv.bench.runner import trainer_kwargs
 from warpinv.data import InversionDataModule, make_synthetic_multiview
 from warpinv.methods import METHODS, build_method
-from warpinv.methods.base import Inversion, InversionItem, InversionMethod, MethodConfig, register_method
+from warpinv.methods.base import (
+    Inversion,
+    InversionItem,
+    InversionMethod,
+    InversionOutcome,
+    MethodConfig,
+    outcomes_of,
+    register_method,
+)
 from warpinv.methods.losses import masked_mse
 
 NAME = "test_only_encoder"
@@ -49,6 +58,7 @@ class TinyEncoder(InversionMethod):
         self.losses: list[float] = []
         self.generator_modes: list[bool] = []
         self.invert_grad_modes: list[bool] = []
+        self.batch_sizes: list[int] = []
 
     def forward(self, images: Tensor) -> Tensor:
         """``(N, 3, H, W)`` in [-1, 1] -> ``ws (N, num_ws, w_dim)``."""
@@ -70,13 +80,12 @@ class TinyEncoder(InversionMethod):
         self.invert_grad_modes.append(torch.is_grad_enabled())
         return Inversion(item.image_id, self.name, self(item.image), item.camera)
 
-
-class RecordingEvaluator:
-    def evaluate(self, method, item, inversion, seconds, peak_mem_mb) -> list[dict[str, Any]]:
-        return [{"image_id": item.image_id, "status": "ok", "inversion": inversion}]
-
-    def failed(self, method, item, reason, seconds) -> list[dict[str, Any]]:
-        return [{"image_id": item.image_id, "status": "failed", "error": reason}]
+    def invert_batch(self, items: list[InversionItem]) -> list[Inversion]:
+        """One forward pass for the whole batch."""
+        self.batch_sizes.append(len(items))
+        self.invert_grad_modes.append(torch.is_grad_enabled())
+        ws = self(torch.cat([i.image for i in items]))
+        return [Inversion(i.image_id, self.name, w[None], i.camera) for i, w in zip(items, ws)]
 
 
 @pytest.fixture(scope="module")
@@ -129,11 +138,10 @@ def test_fit_leaves_the_generator_untouched(trained) -> None:
     assert not module.G.training
 
 
-def predict(module: InversionMethod, data: Path) -> list[dict[str, Any]]:
-    """Rows of ``trainer.predict`` with the harness's Trainer settings and a recording evaluator."""
-    module.evaluator = RecordingEvaluator()
+def predict(module: InversionMethod, data: Path, batch_size: int = 1) -> list[InversionOutcome]:
+    """The outcomes of ``trainer.predict`` with the harness's Trainer settings and no harness."""
     trainer = pl.Trainer(**trainer_kwargs(module, "cpu", 1, 1.0))
-    return [r for batch in trainer.predict(module, datamodule=InversionDataModule(data, batch_size=1)) for r in batch]
+    return outcomes_of(trainer.predict(module, datamodule=InversionDataModule(data, batch_size=batch_size)))
 
 
 def test_invert_is_a_forward_pass(trained, data: Path, monkeypatch) -> None:
@@ -145,15 +153,15 @@ def test_invert_is_a_forward_pass(trained, data: Path, monkeypatch) -> None:
         raise AssertionError("invert built an optimiser")
 
     monkeypatch.setattr(torch.optim.Optimizer, "__init__", no_optimiser)
-    rows = predict(module, data)
-    assert [r["status"] for r in rows] == ["ok"] * 4
+    outcomes = predict(module, data)
+    assert [o.ok for o in outcomes] == [True] * 4
     assert all(torch.equal(v, head[k]) for k, v in module.head.state_dict().items())
     assert all(p.grad is None for p in module.head.parameters())
-    for r in rows:
-        inv = r["inversion"]
+    for o in outcomes:
+        inv = o.inversion
         assert inv.ws.shape == (1, module.G.num_ws, module.G.w_dim) and inv.generator_delta == {}
         assert not torch.allclose(inv.ws, module.G.w_avg.expand_as(inv.ws))  # the trained head moved it
-    item = InversionItem("x", torch.zeros(1, 3, 32, 32), rows[0]["inversion"].camera)
+    item = InversionItem("x", torch.zeros(1, 3, 32, 32), outcomes[0].inversion.camera)
     with torch.no_grad():
         assert torch.equal(module.invert(item).ws, module(item.image))
 
@@ -165,6 +173,29 @@ def test_trainable_methods_invert_without_autograd(trained, data: Path) -> None:
     assert module.invert_grad_modes == [False] * 4  # the harness runs an encoder's forward pass without a graph
 
 
+def test_encoders_invert_a_batch_in_one_forward_pass(trained, data: Path) -> None:
+    module, _, _ = trained
+    module.batch_sizes.clear()
+    one = predict(module, data, batch_size=1)
+    four = predict(module, data, batch_size=4)
+    assert module.batch_sizes == [1, 1, 1, 1, 4]
+    assert [o.item.image_id for o in four] == [o.item.image_id for o in one]
+    assert all(torch.allclose(a.inversion.ws, b.inversion.ws, atol=1e-6) for a, b in zip(one, four))
+
+
+def test_a_trained_checkpoint_is_what_a_config_names(trained, data: Path, tmp_path: Path) -> None:
+    module, _, _ = trained
+    path = tmp_path / "encoder.safetensors"
+    module.save_checkpoint(path)
+    reloaded = build_method(NAME, {"checkpoint": str(path)}, build_tiny())
+    assert set(reloaded.method_state_dict()) == {"head.weight", "head.bias"}
+    assert all(torch.equal(v, module.head.state_dict()[k]) for k, v in reloaded.head.state_dict().items())
+    untrained = build_method(NAME, {}, build_tiny())
+    image = torch.zeros(1, 3, 32, 32) + 0.3
+    with torch.no_grad():
+        assert torch.equal(reloaded(image), module(image)) and not torch.equal(untrained(image), module(image))
+
+
 def test_per_image_methods_invert_with_gradients_and_do_not_fit(registered: None, data: Path) -> None:
     assert TinyEncoder.trainable and not InversionMethod.trainable
     built_in = [cls for cls in METHODS.values() if not cls.__module__.startswith("tests.")]
@@ -174,8 +205,8 @@ def test_per_image_methods_invert_with_gradients_and_do_not_fit(registered: None
         trainable = False
 
     module = PerImage(EncoderConfig(), build_tiny())
-    predict(module, data)
-    assert module.invert_grad_modes == [True] * 4
+    predict(module, data, batch_size=2)
+    assert module.invert_grad_modes == [True] * 4 and module.batch_sizes == []  # one image at a time
     w_opt = build_method("w_opt", {"allow_random_lpips": True, "lpips_weight": 0.0, "steps": 1}, build_tiny())
     with pytest.raises(MisconfigurationException, match="training_step"):
         fit(w_opt, data)

@@ -12,7 +12,7 @@ from warpinv.cameras import yaw_pitch_camera
 from warpinv.methods.base import InversionItem, NonFiniteLossError
 from warpinv.methods.losses import PerceptualLoss, build_lpips
 from warpinv.methods.projector import (
-    ProjectorSettings,
+    ProjectorConfig,
     backbone_noise_names,
     frontal_camera,
     latent_noise_scale,
@@ -20,7 +20,6 @@ from warpinv.methods.projector import (
     prepare_target,
     project,
     ramp_lr,
-    substituted_buffers,
     synthesize,
 )
 
@@ -96,16 +95,18 @@ def test_latent_stats_follow_pti(G) -> None:
     assert torch.equal(before, torch.random.get_rng_state())  # numpy RandomState only
 
 
-def test_substituted_buffers_swap_and_restore(G) -> None:
+def test_noise_buffers_are_swapped_in_and_restored(G) -> None:
+    from warpinv.methods.rendering import substituted_tensors
+
     name = backbone_noise_names(G)[0]
     original = G.get_buffer(name)
     replacement = torch.zeros_like(original)
-    with substituted_buffers(G, {name: replacement}):
+    with substituted_tensors(G, {name: replacement}):
         assert G.get_buffer(name) is replacement
     assert G.get_buffer(name) is original
     assert all(n.startswith("backbone.synthesis.") for n in backbone_noise_names(G))
     with pytest.raises(KeyError):
-        with substituted_buffers(G, {"backbone.synthesis.b4.conv1.weight": replacement}):
+        with substituted_tensors(G, {"backbone.synthesis.b4.no_such_noise": replacement}):
             pass
 
 
@@ -135,9 +136,9 @@ def test_project_fits_without_touching_the_generator(G, target, perceptual) -> N
     state = {k: v.clone() for k, v in G.state_dict().items()}
     stats = latent_stats(G, c)
     records: list[tuple[int, dict[str, float]]] = []
-    settings = ProjectorSettings(space="w", steps=6, lr=0.05, mse_weight=1.0)
+    config = ProjectorConfig(steps=6, lr=0.05, mse_weight=1.0)
     torch.manual_seed(0)
-    proj = project(G, image, c, settings, stats, perceptual=perceptual,
+    proj = project(G, image, c, config, stats, space="w", perceptual=perceptual,
                    callback=lambda step, terms: records.append((step, terms)))
     assert [s for s, _ in records] == list(range(6))
     assert [r["lr"] for _, r in records] == [ramp_lr(s, 6, 0.05) for s in range(6)]
@@ -157,14 +158,14 @@ def test_adam_init_lr_never_takes_effect_under_the_ramp(G, target, perceptual) -
     results = []
     for init in (5e-3, 1.0):
         torch.manual_seed(0)
-        settings = ProjectorSettings(space="w+", steps=3, adam_init_lr=init, optimize_noise=False)
-        results.append(project(G, image, c, settings, stats, perceptual=perceptual).ws)
+        config = ProjectorConfig(steps=3, adam_init_lr=init, optimize_noise=False)
+        results.append(project(G, image, c, config, stats, space="w+", perceptual=perceptual).ws)
     assert torch.equal(results[0], results[1])
     torch.manual_seed(0)
-    constant = ProjectorSettings(space="w+", steps=3, lr=0.02, lr_schedule="constant", optimize_noise=False,
-                                 lpips_weight=0.0, mse_weight=1.0)
+    constant = ProjectorConfig(steps=3, lr=0.02, lr_schedule="constant", optimize_noise=False,
+                               lpips_weight=0.0, mse_weight=1.0)
     records: list[dict[str, float]] = []
-    proj = project(G, image, c, constant, stats, callback=lambda s, r: records.append(r))
+    proj = project(G, image, c, constant, stats, space="w+", callback=lambda s, r: records.append(r))
     assert [r["lr"] for r in records] == [0.02] * 3 and not proj.noise
     assert not torch.equal(proj.ws[:, 0], proj.ws[:, -1])  # W+: layers move independently
 
@@ -173,19 +174,64 @@ def test_project_raises_on_a_non_finite_loss(G, target, perceptual) -> None:
     image, c = target
     bad = image.clone()
     bad[..., 0, 0] = float("nan")
-    settings = ProjectorSettings(steps=2, lpips_weight=0.0, mse_weight=1.0, optimize_noise=False)
+    config = ProjectorConfig(steps=2, lpips_weight=0.0, mse_weight=1.0, optimize_noise=False)
     with pytest.raises(NonFiniteLossError, match="at step 0"):
-        project(G, bad, c, settings, latent_stats(G, c))
+        project(G, bad, c, config, latent_stats(G, c), space="w")
     with pytest.raises(ValueError, match="perceptual"):
-        project(G, image, c, ProjectorSettings(steps=1), latent_stats(G, c))
+        project(G, image, c, ProjectorConfig(steps=1), latent_stats(G, c), space="w")
+    with pytest.raises(ValueError, match="space"):
+        project(G, image, c, config, latent_stats(G, c), space="z")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("name", "field"), [("w_opt", "lr_rampup_length"), ("w_opt", "noise_ramp_length"),
-                                             ("pti", "pivot_lr_rampdown_length")])
-def test_zero_ramp_lengths_are_refused_before_any_image(name: str, field: str) -> None:
+@pytest.mark.parametrize(("name", "data", "match"), [
+    ("w_opt", {"lr_rampup_length": 0.0}, "lr_rampup_length"),
+    ("wplus_opt", {"noise_ramp_length": 0.0}, "noise_ramp_length"),
+    ("pti", {"pivot": {"lr_rampdown_length": 0.0}}, "pivot: lr_rampdown_length must be > 0"),
+])
+def test_zero_ramp_lengths_are_refused_before_any_image(name: str, data: dict, match: str) -> None:
     """A zero ramp would divide by zero mid-run; the config refuses it with the field's name."""
     from warpinv.config import ConfigError, from_dict
     from warpinv.methods import METHODS
 
-    with pytest.raises(ConfigError, match=field):
-        from_dict(METHODS[name].Config, {field: 0.0})
+    with pytest.raises(ConfigError, match=match):
+        from_dict(METHODS[name].Config, data)
+
+
+def test_one_projector_config_for_every_method() -> None:
+    """w_opt and wplus_opt take the projector's fields flat (inherited), PTI nests them as ``pivot``; the
+    YAML round trip and ``describe`` keep the nesting."""
+    import dataclasses
+
+    import yaml
+
+    from warpinv.config import describe, from_dict, to_dict
+    from warpinv.methods import METHODS
+
+    names = [f.name for f in dataclasses.fields(ProjectorConfig)]
+    for method in ("w_opt", "wplus_opt"):
+        cls = METHODS[method].Config
+        assert issubclass(cls, ProjectorConfig) and "space" not in {f.name for f in dataclasses.fields(cls)}
+        assert from_dict(cls, {"steps": 16}).steps == 16
+    pti = METHODS["pti"].Config
+    cfg = from_dict(pti, {"pivot": {"steps": 5, "space": "w+"}, "tuning": {"lr": 1e-3}})
+    assert isinstance(cfg.pivot, ProjectorConfig)
+    assert (cfg.pivot.steps, cfg.pivot.space, cfg.tuning.lr) == (5, "w+", 1e-3)
+    assert from_dict(pti, yaml.safe_load(yaml.safe_dump(to_dict(cfg)))) == cfg
+    keys = {key: help_ for key, _, help_ in describe(pti)}
+    assert {f"pivot.{n}" for n in names} | {"pivot.space", "tuning.lr"} <= set(keys)
+    assert all(keys[f"pivot.{n}"] for n in names) and not any(k.startswith("pivot_") for k in keys)
+
+
+def test_w_avg_can_be_conditioned_on_the_input_pose(G) -> None:
+    """Issue 11: the frontal conditioning (HFGI3D) and the input-pose one (EG3D W-projector ports)."""
+    from warpinv.methods.projector import frontal_camera, latent_stats
+
+    side = yaw_pitch_camera(0.6, 0.2, lookat=tuple(G.rendering_kwargs["avg_camera_pivot"]),
+                            radius=G.rendering_kwargs["avg_camera_radius"])
+    frontal = latent_stats(G, side, 50, conditioning="frontal")
+    given = latent_stats(G, side, 50, conditioning="input")
+    assert torch.equal(given.conditioning, side) and torch.equal(frontal.conditioning, frontal_camera(G, side))
+    assert not torch.allclose(frontal.w_avg, given.w_avg)
+    front = frontal_camera(G, side)
+    assert torch.allclose(latent_stats(G, front, 50, conditioning="input").w_avg,
+                          latent_stats(G, front, 50).w_avg, atol=1e-6)

@@ -16,6 +16,7 @@ from warpinv.cameras import yaw_pitch_camera
 from warpinv.config import ConfigError, from_dict, load_yaml
 from warpinv.methods import METHODS, Inversion, InversionItem, build_method
 from warpinv.methods.projector import backbone_noise_names, latent_stats
+from warpinv.methods.rendering import LatentRenderer, Renders
 from warpinv.methods.w_opt import WOpt, WOptConfig
 from warpinv.weights import MissingWeightsError
 
@@ -37,10 +38,15 @@ def tiny_render_item(G: EG3DGenerator, seed: int, yaw: float = 0.25, pitch: floa
     return InversionItem(image_id or f"tiny{seed}.png", image, c)
 
 
+def render(G: EG3DGenerator, inversion: Inversion, cameras: torch.Tensor) -> Renders:
+    """The evaluation's render of ``inversion`` (``G`` plus its tuned tensors, deterministic, constant
+    noise) at ``cameras (V, 25)``."""
+    return LatentRenderer(G, inversion)(cameras)
+
+
 def psnr(G: EG3DGenerator, inversion: Inversion, item: InversionItem) -> float:
     """Input-view PSNR (dB) of a deterministic render, on [0, 1] with the prediction clamped."""
-    with torch.no_grad():
-        image = inversion.render(G, item.camera, deterministic=True)["image"].clamp(-1, 1)
+    image = render(G, inversion, item.camera)["image"].clamp(-1, 1)
     mse = float(((image - item.image) / 2).square().mean())
     return 10 * math.log10(1 / mse)
 
@@ -49,16 +55,6 @@ def start_psnr(G: EG3DGenerator, item: InversionItem) -> float:
     """PSNR of the common start of every method: ``w_avg`` (frontal conditioning) on every layer."""
     w_avg = latent_stats(G, item.camera).w_avg
     return psnr(G, Inversion(item.image_id, "start", w_avg.repeat(1, G.num_ws, 1), item.camera), item)
-
-
-class RowsEvaluator:
-    """The smallest evaluator: one row per image."""
-
-    def evaluate(self, method, item, inversion, seconds, peak_mem_mb) -> list[dict[str, Any]]:
-        return [{"image_id": item.image_id, "status": "ok", "info": inversion.info}]
-
-    def failed(self, method, item, reason, seconds) -> list[dict[str, Any]]:
-        return [{"image_id": item.image_id, "status": "failed", "error": reason}]
 
 
 @pytest.fixture(scope="module")
@@ -117,20 +113,19 @@ def test_returned_noise_reproduces_the_optimised_render(G, item) -> None:
     torch.manual_seed(0)
     inv = m.invert(item)
     assert sorted(inv.generator_delta) == sorted(backbone_noise_names(G)) and inv.info["noise_returned"]
-    with torch.no_grad():
-        plain = Inversion(item.image_id, "w_opt", inv.ws, item.camera).render(G, item.camera, deterministic=True)
-        noisy = inv.render(G, item.camera, deterministic=True)
+    plain = render(G, Inversion(item.image_id, "w_opt", inv.ws, item.camera), item.camera)
+    noisy = render(G, inv, item.camera)
     assert not torch.allclose(plain["image"], noisy["image"])
 
 
 def test_runs_through_predict_step_with_the_image_seed(G, item) -> None:
     m = build_method("w_opt", {**FAST, "steps": 2}, G)
-    m.evaluator = RowsEvaluator()
     batch = {"images": item.image, "cameras": item.camera, "image_ids": [item.image_id], "masks": None}
     with torch.no_grad():  # the harness predicts under no_grad; invert enables gradients itself
         first = m.predict_step(batch)
     second = m.predict_step(batch)
-    assert first[0]["status"] == "ok" and first[0]["info"]["last_loss"] == second[0]["info"]["last_loss"]
+    assert first[0].ok and second[0].ok
+    assert first[0].inversion.info["last_loss"] == second[0].inversion.info["last_loss"]
 
 
 def test_config_is_strict_and_the_preset_matches_the_defaults() -> None:

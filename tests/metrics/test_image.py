@@ -112,6 +112,15 @@ def test_ms_ssim_matches_torchmetrics() -> None:
     torch.testing.assert_close(ours, plain.float(), atol=1e-5, rtol=0)  # relu changes nothing on such pairs
 
 
+def test_ms_ssim_matches_pytorch_msssim() -> None:
+    """The README's agreement figure: pytorch_msssim (TriPlaneNet's MS-SSIM) vs ours on the test pair."""
+    pytorch_msssim = pytest.importorskip("pytorch_msssim")
+    pred, target = test_pair()
+    ours = MSSSIM()(pred, target)
+    reference = pytorch_msssim.ms_ssim((pred + 1) / 2, (target + 1) / 2, data_range=1.0, size_average=False)
+    assert float((ours - reference).abs().max()) < 1e-5
+
+
 @pytest.mark.parametrize("name", WEIGHT_FREE)
 def test_perfect_reconstruction(name: str) -> None:
     _, target = test_pair(size=64)

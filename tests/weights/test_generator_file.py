@@ -142,3 +142,29 @@ def test_convert_refuses_hostile_pickle_and_writes_nothing(tmp_path: Path) -> No
     with pytest.raises(UnsafePickleError, match="refused global builtins.exec"):
         convert_network_pickle(src, dst)
     assert not dst.exists()
+
+
+def test_convert_refuses_to_overwrite_its_source(tmp_path: Path) -> None:
+    """Issue 11: `weights convert same.pkl same.pkl` overwrote the pickle with the converted file."""
+    src = tmp_path / "G.pkl"
+    src.write_bytes(require_fixture("eg3d", "official_format_small.pkl").read_bytes())
+    before = src.read_bytes()
+    with pytest.raises(ValueError, match="is the source pickle itself"):
+        convert_network_pickle(src, tmp_path / "." / "G.pkl")
+    assert src.read_bytes() == before
+
+
+def test_convert_refuses_a_network_without_tensors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11: a pickle with an empty state converted to "0 tensors" with exit 0."""
+    import types
+
+    import warpinv.weights.generator_file as generator_file
+
+    empty = types.SimpleNamespace(state_dict=OrderedDict(), class_name="TriPlaneGenerator", init_kwargs={},
+                                  neural_rendering_resolution=None)
+    monkeypatch.setattr(generator_file, "read_network_pickle", lambda src, key: empty)
+    src = tmp_path / "empty.pkl"
+    src.write_bytes(b"not read")
+    with pytest.raises(ValueError, match="holds no tensors"):
+        convert_network_pickle(src, tmp_path / "out.safetensors")
+    assert not (tmp_path / "out.safetensors").exists()

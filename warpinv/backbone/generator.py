@@ -202,7 +202,8 @@ class EG3DGenerator(nn.Module):
                                   generator=generator, **synthesis_kwargs)
 
     def sample(self, coordinates: Tensor, directions: Tensor, z: Tensor, c: Tensor, truncation_psi: float = 1.0,
-               truncation_cutoff: int | None = None, update_emas: bool = False, **synthesis_kwargs: Any) -> dict[str, Tensor]:
+               truncation_cutoff: int | None = None, update_emas: bool = False,
+               **synthesis_kwargs: Any) -> dict[str, Tensor]:
         """Raw ``sigma (N, P, 1)`` and ``rgb (N, P, 32)`` at points ``(N, P, 3)`` for latents z."""
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                           update_emas=update_emas)
@@ -218,7 +219,8 @@ class EG3DGenerator(nn.Module):
 
     def forward(self, z: Tensor, c: Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                 neural_rendering_resolution: int | None = None, update_emas: bool = False,
-                cache_backbone: bool = False, use_cached_backbone: bool = False, **synthesis_kwargs: Any) -> dict[str, Tensor]:
+                cache_backbone: bool = False, use_cached_backbone: bool = False,
+                **synthesis_kwargs: Any) -> dict[str, Tensor]:
         """Mapping (conditioned on ``c``) followed by synthesis from ``c``."""
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                           update_emas=update_emas)

@@ -134,7 +134,7 @@ def generator_fingerprint(source: str | os.PathLike[str]) -> str:
         return _tiny_fingerprint()
     path = Path(text)
     if text in PRESETS:
-        from warpinv.weights.registry import get_spec, locate
+        from warpinv.weights import get_spec, locate
 
         weights = get_preset(text).weights
         assert weights is not None
@@ -144,7 +144,7 @@ def generator_fingerprint(source: str | os.PathLike[str]) -> str:
         path = Path(found)
     if not path.is_file():
         return f"missing:{text}"
-    from warpinv.weights.registry import file_digests
+    from warpinv.weights import file_digests
 
     return "sha256:" + file_digests(path)["sha256"]
 

@@ -6,7 +6,8 @@ takes off-CUDA. These functions compute the same thing with plain PyTorch, on ev
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F

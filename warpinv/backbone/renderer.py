@@ -13,8 +13,9 @@ Official quirks kept on purpose (see ``../shared/reference/eg3d.md`` section (b)
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -238,7 +239,7 @@ class ImportanceRenderer(nn.Module):
         deterministic: bool = False,
         generator: torch.Generator | None = None,
         extra_field: RadianceField | None = None,
-    ) -> "RenderOutput":
+    ) -> RenderOutput:
         """Render rays.
 
         Args:

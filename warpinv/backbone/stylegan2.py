@@ -190,7 +190,8 @@ class SynthesisLayer(nn.Module):
         styles = self.affine(w)
         noise = None
         if self.use_noise and noise_mode == "random":
-            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
+            noise = (torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device)
+                     * self.noise_strength)
         elif self.use_noise and noise_mode == "const":
             noise = self.noise_const * self.noise_strength
         x = modulated_conv2d(x, self.weight, styles, noise=noise, up=self.up, padding=self.padding,
@@ -305,7 +306,8 @@ class SynthesisBlock(nn.Module):
         del update_emas
         w_iter = iter(ws.unbind(dim=1))
         dtype = self.compute_dtype(ws.device, force_fp32)
-        memory_format = torch.channels_last if self.channels_last and dtype == torch.float16 else torch.contiguous_format
+        memory_format = (torch.channels_last if self.channels_last and dtype == torch.float16
+                         else torch.contiguous_format)
         fused = resolve_fused_modconv(fused_modconv, self.fused_modconv_default, self.training)
         if self.in_channels == 0:
             x = self.const.to(dtype=dtype, memory_format=memory_format).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
@@ -318,7 +320,8 @@ class SynthesisBlock(nn.Module):
         x = self.conv1(x, next(w_iter), fused_modconv=fused, **layer_kwargs)
         if img is not None and self.upsamples:
             img = upsample2d(img, self.resample_filter)
-        y = self.torgb(x, next(w_iter), fused_modconv=fused).to(dtype=torch.float32, memory_format=torch.contiguous_format)
+        y = self.torgb(x, next(w_iter), fused_modconv=fused).to(dtype=torch.float32,
+                                                                  memory_format=torch.contiguous_format)
         if img is None:
             img = y
         elif self.upsamples:

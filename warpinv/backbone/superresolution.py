@@ -103,7 +103,8 @@ class SuperResolution(nn.Module):
         """
         ws = ws[:, -1:, :].repeat(1, 3, 1)
         size = x.shape[-1]
-        needs_resize = size < self.input_resolution if self.layout.resize_only_smaller else size != self.input_resolution
+        needs_resize = (size < self.input_resolution if self.layout.resize_only_smaller
+                        else size != self.input_resolution)
         if needs_resize:
             x = self.resize(x)
             skip = self.resize(rgb)

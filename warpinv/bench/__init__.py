@@ -3,14 +3,19 @@
 Public surface::
 
     from warpinv.bench import run_bench, run_sweep
-    result = run_bench("experiments/bench/default.yaml", ["methods.pti.tuning_steps=20"], devices=2)
+    result = run_bench("experiments/bench/default.yaml", ["methods.pti.tuning.steps=20"], devices=2)
     result.board, result.paths["md"], result.rows
 
 ``warpinv bench SUITE.yaml [key=value ...] [--devices N]`` and ``warpinv sweep SWEEP.yaml`` are the
 command-line entries (:mod:`warpinv.bench.cli`). Modules: ``suite`` (schema, overrides, resolved
-method configs), ``preflight``, ``evaluate`` (the Evaluator), ``rows`` (schema, JSONL writer, merge,
-dedupe, split check), ``runner``, ``leaderboard`` (md, csv, tex, html), ``provenance``, ``progress``,
-``wandb_log``, ``sweep``.
+method configs, plugins), ``preflight`` (missing files, disk), ``metric_set`` (the suite's metrics),
+``views`` (the cameras an image is scored at), ``evaluate`` (outcome -> rows), ``writer`` (the
+Lightning callback that evaluates and appends rows), ``grids`` (the HTML grid's images), ``rows``
+(schema, JSONL, merge, dedupe, split check), ``runner``, ``leaderboard`` (md, csv, tex, html),
+``provenance``, ``progress``, ``wandb_log``, ``sweep``.
+
+The harness depends on the method interface only (:mod:`warpinv.methods.base`): a new method is a
+folder under ``warpinv/methods`` (or a plugin file a suite names), never a change here.
 """
 from __future__ import annotations
 

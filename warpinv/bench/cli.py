@@ -16,7 +16,7 @@ from typing import Any
 __all__ = ["add_bench_parser", "add_sweep_parser", "run_bench_cli"]
 
 _OVERRIDES_HELP = ("dotted overrides: any suite field (output=runs/x, dataset.limit=2, allow_random_metrics=true), "
-                   "a method's config (methods.pti.tuning_lr=3e-4), or method.KEY=VALUE in single-method suites")
+                   "a method's config (methods.pti.tuning.lr=3e-4), or method.KEY=VALUE in single-method suites")
 
 
 def add_bench_parser(subparsers: Any) -> None:
@@ -85,14 +85,30 @@ def add_sweep_parser(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_sweep)
 
 
+def show_progress(quiet: bool) -> None:
+    """Send the harness's progress lines (logger ``warpinv.bench``) to stderr, once."""
+    import logging
+
+    log = logging.getLogger("warpinv.bench")
+    if not quiet and not any(getattr(h, "_warpinv_cli", False) for h in log.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._warpinv_cli = True  # type: ignore[attr-defined]
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def _errors() -> tuple[type[BaseException], ...]:
     from warpinv.bench.preflight import PreflightError
     from warpinv.bench.rows import SplitMismatchError
+    from warpinv.bench.runner import OutputLockedError
     from warpinv.config import ConfigError
     from warpinv.data import DatasetError
     from warpinv.weights import ChecksumError, MissingWeightsError
 
-    return ConfigError, PreflightError, MissingWeightsError, ChecksumError, SplitMismatchError, DatasetError
+    return (ConfigError, PreflightError, MissingWeightsError, ChecksumError, SplitMismatchError, DatasetError,
+            OutputLockedError)
 
 
 def _cmd_bench(ns: argparse.Namespace) -> int:
@@ -114,11 +130,18 @@ def _cmd_bench(ns: argparse.Namespace) -> int:
             print(yaml.safe_dump(resolved_dict(suite, methods), sort_keys=False))
             if report.will_synthesize:
                 print(f"# the synthetic dataset will be built at {suite.dataset.root}")
+            for line in report.notes():
+                print(line)
             for name, reason in (metric_set.unavailable if metric_set else {}).items():
                 print(f"# metric {name} unavailable: {reason}")
             print("# preflight ok")
             return 0
+        show_progress(ns.quiet)
         result = run_bench(ns.suite, ns.overrides, devices=ns.devices, quiet=ns.quiet)
+        if not ns.quiet:
+            from warpinv.bench.leaderboard import to_markdown
+
+            print(to_markdown(result.board), flush=True)
     except _errors() as err:
         print(f"warpinv bench: {err}", file=sys.stderr)
         return 2
@@ -142,6 +165,7 @@ def _cmd_sweep(ns: argparse.Namespace) -> int:
             for t in trials:
                 print(f"  {t.name}: {' '.join(t.overrides())}")
             return 0
+        show_progress(ns.quiet)
         run_sweep(ns.sweep, out_dir=ns.out, devices=ns.devices, seed=ns.seed, max_trials=ns.max_trials,
                   overrides=ns.overrides, quiet=ns.quiet)
     except _errors() as err:

@@ -9,7 +9,10 @@ Reports in ONE message every missing item with how to obtain it:
   generator, which reports only the first missing file (the build stops at its
   ``MissingWeightsError``), so a method needing several files should declare them;
 - metric weights when the suite sets ``require_metric_weights`` (otherwise metrics without weights
-  are listed unavailable, or use random weights with ``allow_random_metrics``).
+  are listed unavailable, or use random weights with ``allow_random_metrics``);
+- a method's own generator and trained checkpoint (``generator``, ``checkpoint`` in its config);
+- with ``save_inversions``, the disk the inversions need (:func:`inversion_disk`), stated in every
+  report and an error when the output folder's disk cannot hold it.
 """
 from __future__ import annotations
 
@@ -41,19 +44,67 @@ class MissingItem:
 class PreflightError(RuntimeError):
     """A suite cannot run: the message lists every missing item and how to obtain it."""
 
-    def __init__(self, suite: str, items: list[MissingItem]) -> None:
+    def __init__(self, suite: str, items: list[MissingItem], notes: list[str] | None = None) -> None:
         self.items = items
         lines = [f"suite {suite!r} cannot run: {len(items)} missing item(s):"]
         lines += [i.line() for i in items]
+        lines += list(notes or [])
         lines.append("Weights: set WARPINV_WEIGHTS=/folder/with/the/files (or place them in the torch hub cache), "
                      "`warpinv weights check` shows what is found; nothing is downloaded implicitly.")
         super().__init__("\n".join(lines))
 
 
 @dataclass
+class DiskEstimate:
+    """Disk a run's saved inversions need (``save_inversions``).
+
+    Attributes:
+        images: images the estimate counts (the split, or ``dataset.limit``).
+        per_image: estimated bytes of one inversion, by method label.
+        free: free bytes on the output folder's disk.
+    """
+
+    images: int
+    per_image: dict[str, int]
+    free: int
+
+    @property
+    def total(self) -> int:
+        return self.images * sum(self.per_image.values())
+
+    @property
+    def fits(self) -> bool:
+        return self.total <= self.free
+
+    def line(self) -> str:
+        parts = ", ".join(f"{label} {_size(b)}" for label, b in self.per_image.items())
+        return (f"# saving inversions: about {_size(self.total)} for {self.images} image(s) ({parts} per image); "
+                f"{_size(self.free)} free on the output's disk")
+
+
+def _size(n: float) -> str:
+    """Bytes in a human unit.
+
+    Example:
+        >>> _size(3_500_000_000), _size(2048)
+        ('3.5 GB', '2.0 kB')
+    """
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+@dataclass
 class PreflightReport:
     missing: list[MissingItem] = field(default_factory=list)
     will_synthesize: bool = False
+    disk: DiskEstimate | None = None
+
+    def notes(self) -> list[str]:
+        """Lines every report prints (the disk estimate)."""
+        return [self.disk.line()] if self.disk is not None else []
 
     def add_weight(self, name: str, needed_by: str) -> None:
         for item in self.missing:
@@ -102,8 +153,7 @@ def generator_available(source: str) -> tuple[bool, str | None]:
     if source == "tiny":
         return True, None
     if source in PRESETS:
-        from warpinv.weights import get_spec
-        from warpinv.weights.registry import locate
+        from warpinv.weights import get_spec, locate
 
         weights = PRESETS[source].weights
         assert weights is not None
@@ -137,33 +187,102 @@ def check_dataset(suite: SuiteConfig, report: PreflightReport) -> None:
 
 
 def check_methods(methods: list[ResolvedMethod], report: PreflightReport) -> None:
-    """Weights each method needs: declared by ``required_weights(config)`` or found by building it on tiny."""
+    """Weights each method declares (``required_weights(config)``), its own generator and its checkpoint."""
     from warpinv.methods import METHODS
-    from warpinv.weights import MissingWeightsError, get_spec
-    from warpinv.weights.registry import locate
+    from warpinv.weights import get_spec, locate
 
-    tiny = None
     for m in methods:
-        cls = METHODS[m.name]
-        declared = getattr(cls, "required_weights", None)
-        if callable(declared):
-            for name in declared(m.config) or ():
-                if locate(get_spec(name)) is None:
-                    report.add_weight(name, f"method {m.label}")
-            continue
-        if tiny is None:
-            from warpinv.backbone import build_tiny
+        for name in METHODS[m.name].required_weights(m.config):
+            if locate(get_spec(name)) is None:
+                report.add_weight(name, f"method {m.label}")
+        own = getattr(m.config, "generator", None)
+        if own is not None:
+            ok, weight = generator_available(own)
+            if weight and not ok:
+                report.add_weight(weight, f"method {m.label} (its generator)")
+            elif not ok:
+                report.missing.append(MissingItem("generator", f"generator {own} (does not exist)",
+                                                  [f"method {m.label}"],
+                                                  "a preset name, `tiny`, or a .pkl/.safetensors path"))
+        checkpoint = getattr(m.config, "checkpoint", None)
+        if checkpoint is not None and not Path(checkpoint).is_file():
+            report.missing.append(MissingItem("checkpoint", f"trained checkpoint {checkpoint} (does not exist)",
+                                              [f"method {m.label}"], "train it (`warpinv train`) or set the path of "
+                                              "the method's released checkpoint"))
 
-            tiny = build_tiny()
+
+def inversion_disk(suite: SuiteConfig, methods: list[ResolvedMethod], images: int) -> DiskEstimate:
+    """Estimated disk of ``save_inversions`` for ``images`` images: each method's
+    ``inversion_bytes`` on its generator's architecture (built on the meta device: no weights read)."""
+    import shutil
+
+    from warpinv.methods import METHODS
+
+    per_image = {m.label: METHODS[m.name].inversion_bytes(m.config, generator_skeleton(m.generator),
+                                                          suite.inversion_precision) for m in methods}
+    out = Path(suite.output)
+    probe = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    return DiskEstimate(images, per_image, shutil.disk_usage(probe).free)
+
+
+def generator_skeleton(source: str) -> Any:
+    """The generator's modules without weights (meta device) for a preset or ``tiny``; a file is loaded."""
+    import torch
+
+    from warpinv.backbone import PRESETS, load_generator
+    from warpinv.backbone.loading import build_generator
+
+    if source in PRESETS or source == "tiny":
+        from warpinv.backbone.presets import get_preset
+
+        preset = get_preset(source)
+        with torch.device("meta"):
+            return build_generator(preset.kwargs(), preset.neural_rendering_resolution)
+    return load_generator(source)
+
+
+def expected_images(suite: SuiteConfig) -> int | None:
+    """Images the suite will invert, known without reading images (split file, the suite's stated
+    ``dataset.images``, the synthetic spec or dataset.json; ``dataset.limit`` applied); ``None`` when
+    unknown."""
+    import json
+
+    ds = suite.dataset
+    n: int | None = None
+    if ds.split and Path(ds.split).is_file():
+        n = sum(1 for line in Path(ds.split).read_text().splitlines() if line.strip())
+    elif ds.images is not None:
+        n = ds.images
+    elif ds.synthesize is not None:
+        n = ds.synthesize.n
+    elif (Path(ds.root) / "dataset.json").is_file():
         try:
-            cls(m.config, tiny)
-        except MissingWeightsError as err:
-            report.add_weight(err.weight_name, f"method {m.label}")
+            n = len(json.loads((Path(ds.root) / "dataset.json").read_text()).get("labels") or [])
+        except (OSError, ValueError, AttributeError):
+            n = None
+    if n is not None and ds.limit is not None:
+        n = min(n, ds.limit)
+    return n
+
+
+def check_disk(suite: SuiteConfig, methods: list[ResolvedMethod], report: PreflightReport) -> None:
+    """With ``save_inversions``: estimate the disk and refuse when the output's disk cannot hold it."""
+    if not suite.save_inversions:
+        return
+    images = expected_images(suite)
+    if images is None:
+        return
+    report.disk = inversion_disk(suite, methods, images)
+    if not report.disk.fits:
+        report.missing.append(MissingItem(
+            "disk", f"{_size(report.disk.total)} for the saved inversions ({_size(report.disk.free)} free)",
+            ["save_inversions"], "free disk space, set `save_inversions=false`, or "
+            "`inversion_precision=float16` (half the size of float32)"))
 
 
 def check_metrics(suite: SuiteConfig, report: PreflightReport) -> Any:
     """Build the metrics (kept for the run); with ``require_metric_weights`` missing weights are errors."""
-    from warpinv.bench.evaluate import build_metric_set
+    from warpinv.bench.metric_set import build_metric_set
 
     metric_set, missing = build_metric_set(suite.metrics, allow_random=suite.allow_random_metrics,
                                            require_weights=suite.require_metric_weights)
@@ -172,11 +291,12 @@ def check_metrics(suite: SuiteConfig, report: PreflightReport) -> Any:
     return metric_set
 
 
-def preflight(suite: SuiteConfig, methods: list[ResolvedMethod], *, metrics: bool = True) -> tuple[PreflightReport, Any]:
+def preflight(suite: SuiteConfig, methods: list[ResolvedMethod], *,
+              metrics: bool = True) -> tuple[PreflightReport, Any]:
     """Check a suite; raise :class:`PreflightError` listing everything missing.
 
     Returns:
-        The report and the built :class:`~warpinv.bench.evaluate.MetricSet` (``None`` if ``metrics`` is False).
+        The report and the built :class:`~warpinv.bench.metric_set.MetricSet` (``None`` if ``metrics`` is False).
     """
     report = PreflightReport()
     ok, weight = generator_available(suite.generator)
@@ -189,7 +309,8 @@ def preflight(suite: SuiteConfig, methods: list[ResolvedMethod], *, metrics: boo
                                               "path of an official .pkl or converted .safetensors"))
     check_dataset(suite, report)
     check_methods(methods, report)
+    check_disk(suite, methods, report)
     metric_set = check_metrics(suite, report) if metrics else None
     if report.missing:
-        raise PreflightError(suite.name, report.missing)
+        raise PreflightError(suite.name, report.missing, report.notes())
     return report, metric_set

@@ -38,7 +38,7 @@ class MethodProgress(Callback):
         if self.bar is None:
             return
         n_images = len(batch.get("image_ids", [])) if isinstance(batch, dict) else 1
-        self.failed += sum(1 for r in outputs or [] if r.get("status") == "failed" and r.get("view") == "input")
+        self.failed += sum(1 for o in outputs or [] if not getattr(o, "ok", True))  # failed inversions
         step = min(n_images * trainer.world_size, self.total - self.bar.n)
         self.bar.update(max(step, 0))
         if self.failed:  # rank 0's own failures (the merged table counts all)

@@ -20,9 +20,25 @@ import torch
 
 from warpinv.backbone.loading import state_dict_sha256
 
-
 PACKAGES = ("warpinv", "torch", "pytorch-lightning", "torchmetrics", "numpy", "lpips", "kornia", "safetensors",
             "pillow", "wandb", "facenet-pytorch")
+
+
+def code_fingerprint(package: Path | None = None) -> str:
+    """sha256 (16 hex digits) of every ``.py`` file of the installed ``warpinv`` package (paths and
+    bytes): part of every config hash, so rows computed by other code are recomputed, never reused.
+
+    It does not depend on git (an installed copy has no repository) and ignores everything that is
+    not Python source (READMEs, YAML), which cannot change a number.
+    """
+    root = package or Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()[:16]
 
 
 def git_state(cwd: str | Path | None = None) -> dict[str, Any]:
@@ -100,7 +116,7 @@ def generator_provenance(source: str, G: torch.nn.Module | None = None) -> dict[
         from warpinv.backbone import PRESETS
 
         if source in PRESETS and PRESETS[source].weights:
-            from warpinv.weights.registry import file_digests, get_spec, locate
+            from warpinv.weights import file_digests, get_spec, locate
 
             spec = get_spec(PRESETS[source].weights)  # type: ignore[arg-type]
             path = locate(spec)
@@ -111,7 +127,7 @@ def generator_provenance(source: str, G: torch.nn.Module | None = None) -> dict[
         out["error"] = f"{type(err).__name__}: {err}"
     path = Path(source)
     if path.is_file():
-        from warpinv.weights.registry import file_digests
+        from warpinv.weights import file_digests
 
         out.update({"file": str(path.resolve()), "sha256": file_digests(path)["sha256"]})
     elif G is not None:
@@ -121,7 +137,7 @@ def generator_provenance(source: str, G: torch.nn.Module | None = None) -> dict[
 
 def weight_provenance(names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Path and sha256 of registry weights (``None`` for missing files)."""
-    from warpinv.weights.registry import file_digests, get_spec, locate
+    from warpinv.weights import file_digests, get_spec, locate
 
     out: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -171,7 +187,8 @@ def caption(prov: dict[str, Any]) -> list[str]:
     device = ", ".join(dev.get("gpus") or []) or f"CPU {dev.get('cpu', '?')}"
     lines = [
         f"Suite {prov.get('suite')} (hash {prov.get('suite_hash')}); dataset {ds.get('name')}: "
-        f"{ds.get('images')} images, split {ds.get('split') or 'all images'} (sha256 {str(ds.get('split_sha256'))[:12]})"
+        f"{ds.get('images')} images, split {ds.get('split') or 'all images'} "
+        f"(sha256 {str(ds.get('split_sha256'))[:12]})"
         + (f", limited to the first {ds['limit']}" if ds.get("limit") else "") + ".",
         f"Generator {gen.get('description') or gen.get('source')} (sha256 {str(gsum)[:12]}).",
         f"warpinv {commit}, {prov.get('date')}, {device} x{dev.get('processes')}, torch "

@@ -1,4 +1,4 @@
-"""Per-image result rows: schema, the crash-safe JSONL writer, merging, de-duplication, split checks.
+"""Per-image result rows: schema, crash-safe JSONL appends, merging, de-duplication, split checks.
 
 One row = one (image, method, config hash, view). Rows are plain JSON objects:
 
@@ -11,9 +11,11 @@ One row = one (image, method, config hash, view). Rows are plain JSON objects:
 - ``group``: how many rows this image produced for this method (an image is complete when that many
   views are present), ``seconds`` (inversion time), ``peak_mem_mb`` (CUDA peak, ``nan`` on CPU),
   ``peak_rss_mb`` (the process's peak resident memory so far), ``seed``, ``rank``, ``time`` (UNIX
-  seconds when written), ``split``, and ``info`` (the method's ``Inversion.info``, input rows only).
+  seconds when written), ``split``, ``generator`` (the generator the method ran on: its own or the
+  suite's), and ``info`` (the method's ``Inversion.info``, input rows only).
 
-Each rank appends its rows to ``rows/rank{r}.jsonl``: one ``write`` per image, flushed and fsynced,
+Each rank appends its rows to ``rows/rank{r}.jsonl``
+(:class:`warpinv.bench.writer.EvaluationWriter`): one ``write`` per image, flushed and fsynced,
 so a killed run loses at most the images in flight (a torn last line is skipped with a warning on
 merge). The launching process merges every shard, keeps the last row (by ``time``, then file order)
 for each ``(image_id, method, config_hash, view)`` and checks the ids against the split.
@@ -28,8 +30,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from pytorch_lightning.callbacks import BasePredictionWriter
 
 ROW_KEY = ("image_id", "method", "config_hash", "view")
 SHARD_GLOB = "rank*.jsonl"
@@ -92,36 +92,54 @@ def dumps_row(row: dict[str, Any]) -> str:
 
 
 def append_rows(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Append rows to a JSONL file in one write, flushed and fsynced (crash-safe per call)."""
+    """Append rows to a JSONL file in one write, flushed and fsynced (crash-safe per call).
+
+    A file whose last line was torn (a killed writer, a full disk) gets a newline first, so the new
+    rows start on a line of their own instead of being glued to the fragment and lost with it.
+    """
     if not rows:
         return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = "".join(dumps_row(r) + "\n" for r in rows)
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(blob)
+    with open(path, "a+b") as fh:
+        if fh.tell() > 0:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                blob = "\n" + blob
+        fh.write(blob.encode("utf-8"))
         fh.flush()
         os.fsync(fh.fileno())
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of one JSONL file; a torn or corrupt line (a killed writer) is skipped with a warning."""
+    """Rows of one JSONL file; a torn, corrupt or undecodable line (a killed writer, a damaged disk)
+    is skipped with a warning naming the file and line."""
     out: list[dict[str, Any]] = []
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                warnings.warn(f"{path}:{lineno}: skipping a torn or corrupt row (an interrupted write)", stacklevel=2)
-                continue
-            if not isinstance(row, dict) or any(k not in row for k in ROW_KEY):
-                warnings.warn(f"{path}:{lineno}: skipping a line that is not a result row", stacklevel=2)
-                continue
-            out.append(_decode_metrics(row))
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            row = _parse_line(raw, path, lineno)
+            if row is not None:
+                out.append(_decode_metrics(row))
     return out
+
+
+def _parse_line(raw: bytes, path: Path, lineno: int) -> dict[str, Any] | None:
+    if not raw.strip():
+        return None
+    try:
+        row = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        warnings.warn(f"{path}:{lineno}: skipping a row that is not UTF-8 (damaged bytes)", stacklevel=3)
+        return None
+    except json.JSONDecodeError:
+        warnings.warn(f"{path}:{lineno}: skipping a torn or corrupt row (an interrupted write)", stacklevel=3)
+        return None
+    if not isinstance(row, dict) or any(k not in row for k in ROW_KEY):
+        warnings.warn(f"{path}:{lineno}: skipping a line that is not a result row", stacklevel=3)
+        return None
+    return row
 
 
 def write_rows(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
@@ -178,7 +196,8 @@ def _drop_superseded_failures(rows: list[dict[str, Any]]) -> list[dict[str, Any]
     latest_failure = {(r["image_id"], r["method"], r["config_hash"]): float(r.get("time") or 0.0)
                       for r in keep if r["status"] == STATUS_FAILED}
     return [r for r in keep if r["status"] == STATUS_FAILED
-            or float(r.get("time") or 0.0) >= latest_failure.get((r["image_id"], r["method"], r["config_hash"]), -math.inf)]
+            or float(r.get("time") or 0.0) >= latest_failure.get(
+                (r["image_id"], r["method"], r["config_hash"]), -math.inf)]
 
 
 def _view_order(view: str) -> int:
@@ -257,30 +276,3 @@ def check_split(rows: Iterable[dict[str, Any]], split_ids: Sequence[str], method
         raise SplitMismatchError(f"rows of {method} (config {config_hash}) hold {len(check.extra)} image ids that are "
                                  f"not in the split: {', '.join(check.extra[:10])}")
     return check
-
-
-# ------------------------------------------------------------------------------------ the writer
-
-
-class RowWriter(BasePredictionWriter):
-    """Appends each predicted batch's rows to ``rows_dir/rank{global_rank}.jsonl`` (flushed per image).
-
-    ``predict_step`` returns a list of rows; rows of one image are written in one call, so a kill
-    never leaves an image half-recorded except for a torn final line, which the merge skips.
-    """
-
-    def __init__(self, rows_dir: str | Path) -> None:
-        super().__init__(write_interval="batch")
-        self.rows_dir = str(rows_dir)
-
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
-                           dataloader_idx) -> None:  # type: ignore[override]
-        rows = list(prediction or [])
-        rank = int(trainer.global_rank)
-        by_image: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
-            r.setdefault("rank", rank)
-            by_image.setdefault(r["image_id"], []).append(r)
-        path = shard_path(self.rows_dir, rank)
-        for group in by_image.values():
-            append_rows(path, group)

@@ -23,14 +23,17 @@ against the split (missing reported, extras an error) and writes the outputs::
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import logging
 import math
-import sys
+import os
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,12 +42,13 @@ import torch
 
 from warpinv.bench import leaderboard as lb
 from warpinv.bench import provenance as prov
-from warpinv.bench.evaluate import BenchEvaluator, MetricSet, collect_grids
+from warpinv.bench.evaluate import BenchEvaluator
+from warpinv.bench.grids import collect_grids
+from warpinv.bench.metric_set import MetricSet
 from warpinv.bench.preflight import preflight
 from warpinv.bench.progress import MethodProgress, ShareCpuThreads
 from warpinv.bench.rows import (
     STATUS_FAILED,
-    RowWriter,
     SplitCheck,
     check_split,
     completed_ids,
@@ -52,8 +56,10 @@ from warpinv.bench.rows import (
     write_rows,
 )
 from warpinv.bench.suite import ResolvedMethod, SuiteConfig, load_suite, resolve_methods, resolved_dict
-from warpinv.config import ConfigError, save_yaml, to_dict
-from warpinv.weights.network_pickle import sha256_file
+from warpinv.bench.writer import EvaluationWriter
+from warpinv.checks import check_min
+from warpinv.config import ConfigError, save_yaml
+from warpinv.weights import sha256_file
 
 
 @dataclass
@@ -71,7 +77,7 @@ class BenchResult:
     @property
     def methods_without_success(self) -> list[str]:
         """Labels of the methods with no successful image (every image failed, or none has a row)."""
-        return [r.label for r in self.board.rows if r.images == 0]
+        return [r.label for r in self.board.rows if r.succeeded == 0]
 
     @property
     def exit_code(self) -> int:
@@ -90,13 +96,50 @@ class BenchResult:
             text = "; ".join(f"{error} ({n} image{'s' if n > 1 else ''})" for error, n in errors.most_common(reasons))
             if len(errors) > reasons:
                 text += f"; {len(errors) - reasons} other reason(s)"
-            lines.append(f"{b.label}: {b.failed} of {b.images + b.failed} image(s) failed: {text}")
+            lines.append(f"{b.label}: {b.failed} of {b.succeeded + b.failed} image(s) failed: {text}")
         return lines
 
 
+class OutputLockedError(RuntimeError):
+    """Another ``warpinv bench`` holds the output folder."""
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.lock`` (an exclusive ``flock``) for the run, so that two runs on one output folder
+    never compute the same images twice or interleave their tables. The lock dies with its process.
+
+    Raises:
+        OutputLockedError: another process holds it (the message names its pid).
+    """
+    import fcntl
+
+    path = out / ".lock"
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise OutputLockedError(f"{out} is in use by another warpinv bench (pid {holder}); wait for it to "
+                                    "finish, or choose another `output`") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+logger = logging.getLogger("warpinv.bench")
+
+
 def log(msg: str, quiet: bool = False) -> None:
+    """A progress line of the run (``[bench] ...``; the CLI shows them on stderr)."""
     if not quiet:
-        print(f"[bench] {msg}", file=sys.stderr, flush=True)
+        logger.info(f"[bench] {msg}")
 
 
 # -------------------------------------------------------------------------------------- devices
@@ -106,8 +149,8 @@ def pick_devices(suite: SuiteConfig, devices: int | None) -> tuple[str, int]:
     """``(accelerator, processes)``: every visible GPU by default, else ``--devices``/``devices`` or
     ``cpu_processes`` CPU processes."""
     want = devices if devices is not None else suite.devices
-    if want is not None and want < 1:
-        raise ConfigError(f"--devices must be >= 1, got {want}")
+    if want is not None:
+        check_min(want, 1, "--devices", error=ConfigError)
     use_gpu = suite.device in ("auto", "cuda") and torch.cuda.is_available()
     if suite.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device=cuda but no CUDA device is visible")
@@ -116,8 +159,6 @@ def pick_devices(suite: SuiteConfig, devices: int | None) -> tuple[str, int]:
         if want is not None and want > n:
             raise ConfigError(f"--devices {want} but only {n} GPU(s) are visible")
         return "gpu", want or n
-    if want is None and suite.cpu_processes < 1:
-        raise ConfigError(f"cpu_processes must be >= 1, got {suite.cpu_processes}")
     return "cpu", want or suite.cpu_processes
 
 
@@ -178,13 +219,29 @@ def _datamodule(suite: SuiteConfig, exclude_ids: set[str] | None = None) -> Any:
                                batch_size=suite.batch_size, num_workers=ds.num_workers, options=options)
 
 
-def dataset_ids(suite: SuiteConfig) -> list[str]:
-    """The image ids the suite covers, in split order (``dataset.limit`` applied)."""
+def dataset_ids(suite: SuiteConfig) -> tuple[list[str], dict[str, str]]:
+    """The image ids the suite covers, in split order (``dataset.limit`` applied), and the input
+    fingerprint of each (:meth:`~warpinv.data.InversionDataset.input_fingerprint`).
+
+    Raises:
+        ConfigError: the split names images the dataset does not hold (a table would cite the
+            split's hash over fewer images).
+    """
     dm = _datamodule(suite)
     ids = list(_ids_of(dm))
+    missing = list(getattr(getattr(dm, "dataset", None), "missing_split_ids", None) or [])
+    if missing:
+        shown = ", ".join(missing[:10]) + (f", ... ({len(missing)} in all)" if len(missing) > 10 else "")
+        raise ConfigError(f"dataset {suite.dataset.root} lacks {len(missing)} image(s) of the split "
+                          f"{suite.dataset.split}: {shown}. Prepare them, or use a split file that lists only the "
+                          "images you have (the tables cite the split)")
+    if suite.dataset.images is not None and len(ids) != suite.dataset.images:
+        raise ConfigError(f"dataset.images says the split holds {suite.dataset.images} images, but "
+                          f"{suite.dataset.split or suite.dataset.root} holds {len(ids)}")
     if suite.dataset.limit is not None:
         ids = ids[: suite.dataset.limit]
-    return ids
+    fingerprints = dm.dataset.input_fingerprints()
+    return ids, {i: fingerprints[i] for i in ids}
 
 
 def _ids_of(dm: Any) -> list[str]:
@@ -221,10 +278,19 @@ def run_bench(suite_path: str | Path, overrides: list[str] | None = None, *, dev
     assert metric_set is not None
     out = Path(suite.output)
     out.mkdir(parents=True, exist_ok=True)
+    with output_lock(out):
+        return _run_methods(suite, methods, metric_set, out, devices=devices, quiet=quiet, wandb_group=wandb_group,
+                            wandb_config=wandb_config, t_start=t_start)
+
+
+def _run_methods(suite: SuiteConfig, methods: list[ResolvedMethod], metric_set: MetricSet, out: Path, *,
+                 devices: int | None, quiet: bool, wandb_group: str | None, wandb_config: dict[str, Any] | None,
+                 t_start: float) -> BenchResult:
+    """Every method's missing images through ``trainer.predict``, then :func:`finalize` (under the lock)."""
     rows_dir = out / "rows"
 
     ensure_dataset(suite, quiet)
-    split_ids = dataset_ids(suite)
+    split_ids, fingerprints = dataset_ids(suite)
     if not split_ids:
         raise ConfigError(f"dataset {suite.dataset.root} (split {suite.dataset.split}) holds no images")
     accelerator, processes = pick_devices(suite, devices)
@@ -244,7 +310,7 @@ def run_bench(suite_path: str | Path, overrides: list[str] | None = None, *, dev
     selected = set(split_ids)
     all_ids = set(_ids_of(_datamodule(suite))) if suite.dataset.limit is not None else selected
     save_ids = set(split_ids[: max(0, suite.save_images)])
-    existing = merge_shards(rows_dir) if rows_dir.is_dir() else []
+    existing = current_rows(merge_shards(rows_dir) if rows_dir.is_dir() else [], fingerprints)
     ran: dict[str, int] = {}
     for m in methods:
         done = completed_ids(existing, m.label, m.config_hash) & selected
@@ -255,44 +321,54 @@ def run_bench(suite_path: str | Path, overrides: list[str] | None = None, *, dev
             continue
         if done:
             log(f"{m.label}: resuming, {len(done)} of {len(split_ids)} images already done", quiet)
-        module = build_method(m.name, to_dict(m.config), G)
-        module.evaluator = BenchEvaluator(
+        module = build_method(m.name, m.config, G)
+        evaluator = BenchEvaluator(
             label=m.label, method_name=m.name, config_hash=m.config_hash, split=split_name, metrics=metric_set,
-            gt_novel=suite.views.gt_novel, yaw_sweep=suite.views.yaw_sweep, sweep_pitch=suite.views.sweep_pitch,
-            multiview=suite.views.multiview, render_batch=suite.views.render_batch, out_dir=out,
-            save_image_ids=save_ids, save_inversions=suite.save_inversions)
+            generator=m.generator, gt_novel=suite.views.gt_novel, yaw_sweep=suite.views.yaw_sweep,
+            sweep_pitch=suite.views.sweep_pitch, protocols=suite.views.protocols, multiview=suite.views.multiview,
+            render_batch=suite.views.render_batch, out_dir=out, save_image_ids=save_ids,
+            save_inversions=suite.save_inversions, inversion_precision=suite.inversion_precision,
+            input_fingerprints=fingerprints)
         n_proc = min(processes, len(todo))
         if n_proc < processes:
             log(f"{m.label}: {len(todo)} image(s) left, running {n_proc} process(es) instead of {processes}", quiet)
         dm = _datamodule(suite, exclude_ids=done | (all_ids - selected))
         import pytorch_lightning as pl
 
-        callbacks = [RowWriter(rows_dir), MethodProgress(m.label, len(todo), enabled=not quiet), ShareCpuThreads()]
-        trainer = pl.Trainer(callbacks=callbacks, **trainer_kwargs(module, accelerator, n_proc, suite.ddp_timeout_hours))
+        callbacks = [EvaluationWriter(evaluator, rows_dir), MethodProgress(m.label, len(todo), enabled=not quiet),
+                     ShareCpuThreads()]
+        trainer = pl.Trainer(callbacks=callbacks,
+                             **trainer_kwargs(module, accelerator, n_proc, suite.ddp_timeout_hours))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=".*predict_dataloader.*num_workers.*")
             warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
             trainer.predict(module, datamodule=dm, return_predictions=False)
         ran[m.label] = len(todo)
-        del module, trainer
+        del module, trainer, evaluator
 
     return finalize(suite, methods, metric_set, split_ids, split_name, generator_info, accelerator, processes,
-                    quiet=quiet, ran=ran, wandb_group=wandb_group, wandb_config=wandb_config,
+                    fingerprints=fingerprints, quiet=quiet, ran=ran, wandb_group=wandb_group, wandb_config=wandb_config,
                     wall_seconds=time.perf_counter() - t_start)
 
 
 def finalize(suite: SuiteConfig, methods: list[ResolvedMethod], metric_set: MetricSet, split_ids: list[str],
-             split_name: str, generator_info: dict[str, Any], accelerator: str, processes: int, *, quiet: bool = False,
+             split_name: str, generator_info: dict[str, Any], accelerator: str, processes: int, *,
+             fingerprints: dict[str, str], quiet: bool = False,
              ran: dict[str, int] | None = None, wandb_group: str | None = None,
              wandb_config: dict[str, Any] | None = None, wall_seconds: float | None = None) -> BenchResult:
     """Merge the shards, check the split, write rows, tables, timing, provenance; log to wandb."""
     out = Path(suite.output)
-    all_rows = merge_shards(out / "rows") if (out / "rows").is_dir() else []
+    merged = merge_shards(out / "rows") if (out / "rows").is_dir() else []
+    all_rows = current_rows(merged, fingerprints)
+    changed_inputs = len(merged) - len(all_rows)
+    if changed_inputs:
+        log(f"{changed_inputs} row(s) left out: made from other versions of the images (image, mask, camera or "
+            "ground-truth files changed since)", quiet)
     current = {(m.label, m.config_hash) for m in methods}
     in_split = set(split_ids)  # a smaller dataset.limit than an earlier run keeps the other rows in the shards
     rows = [r for r in all_rows if (r["method"], r["config_hash"]) in current and r["image_id"] in in_split]
-    stale = len(all_rows) - len(rows)
+    stale = len(merged) - len(rows)
     write_rows(out / "rows.jsonl", rows)
     checks = [check_split(rows, split_ids, m.label, m.config_hash) for m in methods]
     for c in checks:
@@ -300,8 +376,10 @@ def finalize(suite: SuiteConfig, methods: list[ResolvedMethod], metric_set: Metr
             log(f"split check: {c.describe()}", quiet)
 
     metric_meta = _metric_meta(metric_set)
-    summaries = [lb.MethodSummary(m.label, m.name, m.config_hash, _budget_text(m)) for m in methods]
-    board = lb.aggregate(rows, summaries, metric_meta, title=f"warpinv bench: {suite.name}")
+    summaries = [lb.MethodSummary(m.label, m.name, m.config_hash, _budget_text(m), generator=m.generator)
+                 for m in methods]
+    board = lb.aggregate(rows, summaries, metric_meta, title=f"warpinv bench: {suite.name}",
+                         aggregation=suite.aggregation)
     board.unavailable = dict(metric_set.unavailable)
     board.unavailable.update(_metric_failures(rows, metric_set))
 
@@ -311,14 +389,15 @@ def finalize(suite: SuiteConfig, methods: list[ResolvedMethod], metric_set: Metr
                     "split_sha256": split_sha, "images": len(split_ids), "limit": suite.dataset.limit,
                     "ids_sha256": prov.sha256_lines(split_ids)}
     metric_info = {name: dict(info) for name, info in metric_set.info.items()}
-    for name, info in metric_info.items():
+    for info in metric_info.values():
         names = [w for w in (info.get("weight_names") or info.get("weights") or []) if isinstance(w, str)]
         info["weight_checksums"] = prov.weight_provenance(names) if info.get("status") == "ok" and not info.get(
             "random_weights") else {}
     notes = list(suite.notes)
     lpips_random = sorted({r["method"] for r in rows if (r.get("info") or {}).get("lpips_random_weights")})
     if lpips_random:
-        notes.append("Methods whose LPIPS loss used a seeded random trunk (weights absent): " + ", ".join(lpips_random) + ".")
+        notes.append("Methods whose LPIPS loss used a seeded random trunk (weights absent): "
+                     + ", ".join(lpips_random) + ".")
     if "tiny" in str(generator_info.get("description", "")) or suite.generator == "tiny":
         notes.append("The tiny generator has seeded random weights (not a trained model): numbers measure the "
                      "harness and the optimisers on in-domain renders, not face inversion quality.")
@@ -326,16 +405,22 @@ def finalize(suite: SuiteConfig, methods: list[ResolvedMethod], metric_set: Metr
     if incomplete:
         notes.append("INCOMPLETE: " + "; ".join(incomplete) + ".")
     methods_info = {m.label: m.summary() for m in methods}
+    for m in methods:
+        if m.generator != suite.generator:  # a method on its own generator: record that file too
+            methods_info[m.label]["generator_provenance"] = prov.generator_provenance(m.generator)
     record = prov.collect(suite_name=suite.name, suite_hash=resolved_dict(suite, methods)["suite_hash"],
                           generator=generator_info, dataset=dataset_info, metrics=metric_info, methods=methods_info,
                           device=prov.device_info(accelerator, processes), notes=notes)
     record["stale_rows_kept_in_shards"] = stale
+    record["rows_of_changed_inputs"] = changed_inputs
+    record["code_fingerprint"] = prov.code_fingerprint()
     board.caption = prov.caption(record)
     board.provenance = record
     board.csv_context = {"suite": suite.name, "dataset": split_name, "split_sha256": split_sha,
                          "generator": generator_info.get("description"),
                          "generator_sha256": generator_info.get("sha256") or generator_info.get("state_dict_sha256"),
-                         "git_commit": (record["git"] or {}).get("commit"), "git_dirty": (record["git"] or {}).get("dirty"),
+                         "git_commit": (record["git"] or {}).get("commit"),
+                         "git_dirty": (record["git"] or {}).get("dirty"),
                          "date": record["date"]}
 
     grids_raw = collect_grids(out, rows, [m.label for m in methods])
@@ -363,9 +448,16 @@ def finalize(suite: SuiteConfig, methods: list[ResolvedMethod], metric_set: Metr
                                              for k, per in grids_raw.items()},
             group=wandb_group, log_images=suite.wandb.log_images)
     log(f"wrote {paths['md']} (+ .csv .tex .html), {len(rows)} rows", quiet)
-    if not quiet:
-        print(lb.to_markdown(board), flush=True)
     return BenchResult(out, rows, board, summary, paths, checks, dict(ran or {}))
+
+
+def current_rows(rows: list[dict[str, Any]], fingerprints: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows made from the images as they are now: rows of the split's images whose
+    ``input_sha256`` differs from the image's current fingerprint (an edited image, mask or
+    camera; rows written before fingerprints were recorded) are dropped, so their images are
+    recomputed. Rows of images outside the split are kept (another ``dataset.limit``)."""
+    return [r for r in rows if r["image_id"] not in fingerprints
+            or r.get("input_sha256") == fingerprints[r["image_id"]]]
 
 
 def _f(x: float) -> float | None:
@@ -373,17 +465,17 @@ def _f(x: float) -> float | None:
 
 
 def _budget_text(m: ResolvedMethod) -> str:
-    """Changed budget fields first (``budget_fields`` of the method class), then other changed settings."""
+    """Changed budget fields first (the method's ``budget_fields``, dotted paths), then other changed settings."""
     from warpinv.methods import METHODS
 
-    fields = tuple(getattr(METHODS.get(m.name), "budget_fields", ()) or ())
+    fields = METHODS[m.name].budget_fields
     text = m.budget_text()
     if not fields or not m.budget:
         return text
-    budget = [b for b in m.budget if b[0] in fields or b[0].split(".")[-1] in fields]
+    budget = [b for b in m.budget if b[0] in fields]
     other = [b for b in m.budget if b not in budget]
-    first = ResolvedMethod(m.label, m.name, m.config, m.config_hash, m.preset_path, m.reference, budget).budget_text()
-    rest = ResolvedMethod(m.label, m.name, m.config, m.config_hash, m.preset_path, m.reference, other).budget_text()
+    first = dataclasses.replace(m, budget=budget).budget_text()
+    rest = dataclasses.replace(m, budget=other).budget_text()
     return "; ".join(p for p in (first, f"also {rest}" if rest else "") if p)
 
 

@@ -8,7 +8,7 @@ method's config, lowest first: the method's ``Config`` defaults, ``experiments/m
 Command-line overrides are dotted ``key=value`` pairs (values parsed as YAML scalars):
 
 - any suite field: ``output=runs/x``, ``dataset.limit=2``, ``allow_random_metrics=true``;
-- a method's config: ``methods.<label>.<key>=value`` (``methods.pti.tuning_lr=3e-4``); keys that are
+- a method's config: ``methods.<label>.<key>=value`` (``methods.pti.tuning.lr=3e-4``); keys that are
   not fields of the method entry (``method``, ``preset``, ``config``) go into its ``config``;
 - the shorthand ``method.<key>=value`` in suites with exactly one method (an error naming the
   methods otherwise), so a wandb sweep's ``${args_no_hyphens}`` feeds them directly.
@@ -24,8 +24,9 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from warpinv.checks import check_choice, check_min
 from warpinv.config import ConfigError, config_hash, deep_merge, from_dict, load_yaml, parse_override, to_dict
 
 
@@ -57,6 +58,9 @@ class DatasetConfig:
     """Build the set at ``root`` on first run when it does not exist (synthetic suites only)."""
     limit: int | None = None
     """Use only the first N ids of the split (quick runs); the tables say so."""
+    images: int | None = None
+    """How many images the split holds, when known before it exists (the CelebA-HQ test split: 2,824): the preflight's
+    disk estimate uses it, and a run refuses a split file of another size."""
     num_workers: int = 0
     """DataLoader workers per process."""
     options: dict[str, Any] = field(default_factory=dict)
@@ -85,6 +89,9 @@ class ViewsConfig:
     """Yaw offsets (radians) from the input camera for image grids and identity metrics (rows ``yaw+0.25``)."""
     sweep_pitch: float | None = 0.0
     """Pitch of the sweep cameras; ``None`` keeps the input camera's pitch."""
+    protocols: list[Literal["goae", "hfgi3d"]] = field(default_factory=list)
+    """Named novel-view sets of published protocols, scored with the identity metrics: ``goae`` (absolute yaw ±π·25/360
+    at the frontal pitch), ``hfgi3d`` (one seeded random novel view per image; see ``warpinv/bench/views.py``)."""
     multiview: bool = True
     """Compute multi-view metrics once per image (row view ``mv``)."""
     render_batch: int = 16
@@ -134,13 +141,23 @@ class SuiteConfig:
     save_images: int = 4
     """Images per method saved for the HTML grid (the first ids of the split)."""
     save_inversions: bool = False
-    """Also save every ``Inversion`` (``inversions/<label>/<id>.safetensors``) for re-rendering later."""
+    """Also save every ``Inversion`` (``inversions/<label>/<id>.safetensors``) for re-rendering later. A PTI inversion
+    of ffhq512-128 holds every tuned generator tensor (123 MB in float32); the preflight states the disk a run needs and
+    refuses when the output's disk cannot hold it."""
+    inversion_precision: Literal["float32", "float16"] = "float16"
+    """Precision of saved generator tensors: ``float16`` stores each tuned tensor as its float16 difference from the
+    method's generator (half the disk; the render error this costs is measured in ``tests/methods/test_base.py`` and
+    stated in the README), ``float32`` stores them exactly."""
+    plugins: list[str] = field(default_factory=list)
+    """Python files or importable modules to import before the methods are resolved: methods defined outside warpinv
+    register themselves there with ``@register_method``."""
     device: str = "auto"
     """``auto`` (every visible GPU, else CPU), ``cpu`` or ``cuda``."""
     devices: int | None = None
     """Processes: ``None`` = all visible GPUs, or ``cpu_processes`` on CPU; ``--devices N`` overrides."""
     cpu_processes: int = 1
-    """Processes when the run is on CPU and neither ``devices`` nor ``--devices`` is set (each gets ``cores // N`` threads; small generators run faster as 2 one-thread processes than as one two-thread process)."""
+    """Processes when the run is on CPU and neither ``devices`` nor ``--devices`` is set (each gets ``cores // N``
+    threads; small generators run faster as 2 one-thread processes than as one two-thread process)."""
     ddp_timeout_hours: float = 24.0
     """Process-group timeout (the end-of-run barrier waits for the slowest rank)."""
     batch_size: int = 1
@@ -149,6 +166,9 @@ class SuiteConfig:
     """Weights & Biases logging."""
     notes: list[str] = field(default_factory=list)
     """Free-text notes printed under every table (e.g. how budgets were chosen)."""
+    aggregation: Literal["auto", "all", "common_subset"] = "auto"
+    """How tables average: ``all`` (each method over its own successful images), ``common_subset`` (every method over
+    the images all of them scored), ``auto`` (``common_subset`` when the methods' successful images differ)."""
 
 
 #: Fields of ``MethodEntry`` (other keys under ``methods.<label>`` are method config keys).
@@ -213,18 +233,67 @@ def load_suite(path: str | Path, overrides: list[str] | None = None) -> SuiteCon
         suite.output = str(Path("runs") / "bench" / suite.name)
     if not suite.methods:
         raise ConfigError(f"{path}: the suite names no methods")
-    if suite.batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {suite.batch_size}")
-    if suite.views.render_batch < 1:
-        raise ConfigError(f"views.render_batch must be >= 1, got {suite.views.render_batch}")
-    if suite.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"device must be auto, cpu or cuda, got {suite.device!r}")
     if not suite.dataset.root:
         raise ConfigError(f"{path}: dataset.root is required")
+    check_counts(suite)
     for label, entry in suite.methods.items():
         if not entry.method:
             entry.method = label
+    import_plugins(suite.plugins, base=path.parent)
     return suite
+
+
+def check_counts(suite: SuiteConfig) -> None:
+    """Counts that must be positive, a known device, and valid dataset options, refused before any work.
+
+    Raises:
+        ConfigError: naming the key and the value.
+    """
+    from warpinv.data.validation import DatasetOptions
+
+    check_choice(suite.device, ("auto", "cpu", "cuda"), "device", error=ConfigError)
+    for key, value, least in (("batch_size", suite.batch_size, 1), ("views.render_batch", suite.views.render_batch, 1),
+                              ("dataset.limit", suite.dataset.limit, 1), ("cpu_processes", suite.cpu_processes, 1),
+                              ("devices", suite.devices, 1), ("dataset.num_workers", suite.dataset.num_workers, 0),
+                              ("save_images", suite.save_images, 0), ("dataset.images", suite.dataset.images, 1),
+                              ("dataset.synthesize.n",
+                              suite.dataset.synthesize.n if suite.dataset.synthesize else None, 1)):
+        if value is not None:
+            check_min(value, least, key, error=ConfigError)
+    check_min(suite.ddp_timeout_hours, 0, "ddp_timeout_hours", strict=True, error=ConfigError)
+    from_dict(DatasetOptions, suite.dataset.options, path="dataset.options")
+
+
+def import_plugins(plugins: list[str], base: Path | None = None) -> None:
+    """Import each plugin (a ``.py`` file, relative to the working directory or ``base``, or a module
+    name) so that the methods it defines register themselves.
+
+    A file is imported as a module named after its stem with its folder on ``sys.path``, so that
+    spawned processes (GPU ranks) can import it again by name.
+
+    Raises:
+        ConfigError: a file that does not exist, a module that cannot be imported.
+    """
+    import importlib
+    import sys
+
+    for plugin in plugins:
+        if plugin.endswith(".py"):
+            path = Path(plugin)
+            if not path.is_file() and base is not None and (base / path).is_file():
+                path = base / path
+            if not path.is_file():
+                raise ConfigError(f"plugins: {plugin} does not exist")
+            folder = str(path.resolve().parent)
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+            module = path.stem
+        else:
+            module = plugin
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ConfigError(f"plugins: cannot import {plugin}: {err}") from None
 
 
 def _normalize_methods(data: dict[str, Any]) -> dict[str, Any]:
@@ -258,6 +327,7 @@ class ResolvedMethod:
         preset_path: the defaults file used, if any.
         reference: the config the budget is compared against (``Config`` defaults + preset), as a dict.
         budget: ``[(key, reference value, used value)]`` for every leaf where they differ.
+        generator: the generator the method runs on (its config's ``generator``, else the suite's).
     """
 
     label: str
@@ -267,9 +337,10 @@ class ResolvedMethod:
     preset_path: str | None
     reference: dict[str, Any]
     budget: list[tuple[str, Any, Any]]
+    generator: str = ""
 
     def budget_text(self) -> str:
-        """``pivot_steps 450 -> 30 (x0.07)``, ... or an empty string when the reference config is used."""
+        """``pivot.steps 450 -> 30 (x0.07)``, ... or an empty string when the reference config is used."""
         parts = []
         for key, ref, used in self.budget:
             ratio = ""
@@ -280,7 +351,7 @@ class ResolvedMethod:
 
     def summary(self) -> dict[str, Any]:
         return {"label": self.label, "method": self.name, "config_hash": self.config_hash,
-                "preset": self.preset_path, "config": to_dict(self.config),
+                "generator": self.generator, "preset": self.preset_path, "config": to_dict(self.config),
                 "changed_from_reference": [{"key": k, "reference": r, "used": u} for k, r, u in self.budget]}
 
 
@@ -317,21 +388,44 @@ def load_preset(path: Path | None, method_name: str) -> dict[str, Any]:
 
 
 def evaluation_spec(suite: SuiteConfig) -> dict[str, Any]:
-    """Everything outside a method's config that changes its rows (part of the config hash)."""
+    """Everything outside a method's config that changes its rows (part of the config hash): the
+    generator, the code (:func:`~warpinv.bench.provenance.code_fingerprint`), the metrics, the
+    dataset's identity and the views. The dataset's content is checked per image at resume."""
     ds = suite.dataset  # not limit: it selects images, the rows of each image stay valid
     dataset = {"root": ds.root, "split": ds.split, "options": ds.options,
                "synthesize": None if ds.synthesize is None else to_dict(ds.synthesize)}
     from warpinv.backbone import generator_fingerprint
+    from warpinv.bench.provenance import code_fingerprint
 
     return {"generator": suite.generator, "generator_fingerprint": generator_fingerprint(suite.generator),
-            "metrics": sorted(suite.metrics), "dataset": dataset,
+            "code": code_fingerprint(), "metrics": sorted(suite.metrics), "dataset": dataset,
             "allow_random_metrics": suite.allow_random_metrics, "views": to_dict(suite.views)}
+
+
+def method_identity(name: str, config: Any) -> dict[str, Any]:
+    """What identifies a method's outputs besides its config values: the content of the files the
+    config names (its own generator, its trained checkpoint), so that retraining or replacing a file
+    changes the config hash even when its path stays the same."""
+    identity: dict[str, Any] = {}
+    generator = getattr(config, "generator", None)
+    if generator is not None:
+        from warpinv.backbone import generator_fingerprint
+
+        identity["generator_fingerprint"] = generator_fingerprint(generator)
+    checkpoint = getattr(config, "checkpoint", None)
+    if checkpoint is not None:
+        from warpinv.weights import sha256_file
+
+        path = Path(checkpoint)
+        identity["checkpoint_sha256"] = sha256_file(path) if path.is_file() else f"missing:{checkpoint}"
+    return identity
 
 
 def resolve_methods(suite: SuiteConfig) -> list[ResolvedMethod]:
     """Resolve every method's config (strict: unknown keys error with the method's label)."""
     from warpinv.methods import METHODS
 
+    evaluation = evaluation_spec(suite)
     out = []
     for label, entry in suite.methods.items():
         if entry.method not in METHODS:
@@ -344,9 +438,12 @@ def resolve_methods(suite: SuiteConfig) -> list[ResolvedMethod]:
         config = from_dict(cls.Config, deep_merge(preset, entry.config), path=f"methods.{label}.config")
         ref_dict, used_dict = to_dict(reference), to_dict(config)
         budget = [(k, r, u) for k, r, u in _leaf_diff(ref_dict, used_dict)]
-        digest = config_hash({"method": entry.method, "config": used_dict, "evaluation": evaluation_spec(suite)})
+        hashed = {"method": entry.method, "config": used_dict, "evaluation": evaluation}
+        hashed.update(method_identity(entry.method, config))
+        digest = config_hash(hashed)
+        generator = getattr(config, "generator", None) or suite.generator
         out.append(ResolvedMethod(label, entry.method, config, digest, str(preset_path) if preset_path else None,
-                                  ref_dict, budget))
+                                  ref_dict, budget, generator))
     return out
 
 

@@ -5,7 +5,7 @@ The files in ``experiments/sweeps/`` are plain wandb sweep configs, so ``wandb s
 
     command: [${env}, ${interpreter}, -m, warpinv, bench, experiments/bench/pti_sweep.yaml, ${args_no_hyphens}]
 
-and their parameters are flat dotted override keys (``method.tuning_lr``), which ``warpinv bench``
+and their parameters are flat dotted override keys (``method.tuning.lr``), which ``warpinv bench``
 accepts as ``key=value``.
 
 ``warpinv sweep FILE`` is the local runner (wandb's own local controller still needs the server, and
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import random
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from warpinv.config import ConfigError, load_yaml
 
 ARGS_MACROS = ("${args_no_hyphens}", "${args}")
 _SKIP_TOKENS = ("${env}", "${interpreter}", "${program}")
+
+logger = logging.getLogger("warpinv.bench")
 
 
 class SweepError(ConfigError):
@@ -112,7 +115,8 @@ def flatten_parameters(params: dict[str, Any], prefix: str = "") -> dict[str, di
     for key, spec in params.items():
         full = f"{prefix}.{key}" if prefix else str(key)
         if not isinstance(spec, dict):
-            raise SweepError(f"parameter {full!r}: expected a mapping (value/values/min/max/distribution), got {spec!r}")
+            raise SweepError(f"parameter {full!r}: expected a mapping (value/values/min/max/distribution), "
+                             f"got {spec!r}")
         if "parameters" in spec:
             out.update(flatten_parameters(spec["parameters"], full))
         else:
@@ -169,8 +173,10 @@ def sample(name: str, spec: dict[str, Any], rng: random.Random) -> Any:
         values = _discrete(name, spec)
         probs = spec.get("probabilities")
         if probs is not None:
-            if len(probs) != len(values) or any(p < 0 for p in probs) or not math.isclose(sum(probs), 1.0, abs_tol=1e-6):
-                raise SweepError(f"parameter {name!r}: probabilities must be {len(values)} non-negative numbers summing to 1")
+            if (len(probs) != len(values) or any(p < 0 for p in probs)
+                    or not math.isclose(sum(probs), 1.0, abs_tol=1e-6)):
+                raise SweepError(f"parameter {name!r}: probabilities must be {len(values)} non-negative numbers "
+                                 "summing to 1")
             return rng.choices(values, weights=probs, k=1)[0]
         return rng.choice(values)
     if dist in ("normal", "log_normal"):
@@ -198,7 +204,8 @@ def sample(name: str, spec: dict[str, Any], rng: random.Random) -> Any:
     if dist == "log_uniform":  # wandb: min/max are natural-log exponents
         return math.exp(rng.uniform(float(lo), float(hi)))
     raise SweepError(f"parameter {name!r}: distribution {dist!r} is not supported by the local runner "
-                     "(int_uniform, uniform, q_uniform, log_uniform_values, log_uniform, normal, log_normal, categorical)")
+                     "(int_uniform, uniform, q_uniform, log_uniform_values, log_uniform, normal, log_normal, "
+                     "categorical)")
 
 
 def expand(spec: SweepSpec, *, seed: int = 0, max_trials: int | None = None) -> list[Trial]:
@@ -208,7 +215,8 @@ def expand(spec: SweepSpec, *, seed: int = 0, max_trials: int | None = None) -> 
         combos = expand_grid(spec.parameters)
     else:
         if cap is None:
-            raise SweepError(f"{spec.path}: a random sweep needs run_cap (or --max-trials) to know how many trials to draw")
+            raise SweepError(f"{spec.path}: a random sweep needs run_cap (or --max-trials) to know how many "
+                             "trials to draw")
         rng = random.Random(seed)
         combos = [{n: sample(n, s, rng) for n, s in spec.parameters.items()} for _ in range(cap)]
     if cap is not None:
@@ -247,7 +255,7 @@ def run_sweep(path: str | Path, *, out_dir: str | Path | None = None, devices: i
     for trial in trials:
         trial_out = out / trial.name
         if not quiet:
-            print(f"[sweep {spec.name}] {trial.name}: {trial.label()}", flush=True)
+            logger.info(f"[sweep {spec.name}] {trial.name}: {trial.label()}")
         result = run_bench(spec.suite, [*extra, *(overrides or []), *trial.overrides(), f"output={trial_out}",
                                         f"name={spec.name}-{trial.name}"],
                            devices=devices_arg, quiet=quiet, wandb_group=spec.name, wandb_config=trial.params)
@@ -258,11 +266,13 @@ def run_sweep(path: str | Path, *, out_dir: str | Path | None = None, devices: i
         boards.append(board)
         records.append({"trial": trial.name, "params": trial.params, "output": str(trial_out),
                         "summary": result.summary})
-    merged = _merge_boards(boards, f"Sweep {spec.name}: {spec.method} over {', '.join(spec.parameters)}", str(spec.suite))
+    merged = _merge_boards(boards, f"Sweep {spec.name}: {spec.method} over {', '.join(spec.parameters)}",
+                           str(spec.suite))
     best = None
     if spec.metric.get("name"):
         key, goal = spec.metric["name"], spec.metric.get("goal", "minimize")
-        scored = [r for r in records if isinstance(r["summary"].get(key), (int, float)) and math.isfinite(r["summary"][key])]
+        scored = [r for r in records
+                  if isinstance(r["summary"].get(key), (int, float)) and math.isfinite(r["summary"][key])]
         if scored:
             best = (max if goal == "maximize" else min)(scored, key=lambda r: r["summary"][key])
             merged.caption.append(f"Sweep metric {key} ({goal}): best {best['trial']} "
@@ -276,7 +286,7 @@ def run_sweep(path: str | Path, *, out_dir: str | Path | None = None, devices: i
                                                 "parameters": spec.parameters, "trials": records,
                                                 "best": best}, indent=1, default=str) + "\n")
     if not quiet:
-        print(f"[sweep {spec.name}] {len(trials)} trials -> {paths['md']}", flush=True)
+        logger.info(f"[sweep {spec.name}] {len(trials)} trials -> {paths['md']}")
     return SweepResult(out, records, paths, best)
 
 

@@ -13,7 +13,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-LABEL_DIM = 25
+from warpinv.checks import LABEL_DIM, check_batch, check_camera_labels, check_shape, describe
+
 IBRNET_CAMERA_DIM = 34
 
 # Pose entries negated by EG3D's dataset mirroring (`preprocess_face_cameras.flip_yaw`):
@@ -56,18 +57,15 @@ def entry_name(k: int) -> str:
 
 
 def check_label_shape(c: Tensor, name: str = "c") -> None:
-    """Raise :class:`CameraError` unless ``c`` is a floating tensor of shape ``(N, 25)``."""
-    if not isinstance(c, Tensor):
-        raise CameraError(f"{name} must be a torch.Tensor, got {type(c).__name__}")
-    if not c.is_floating_point():
-        raise CameraError(f"{name} must be a floating-point tensor, got {c.dtype}")
-    if c.ndim != 2 or c.shape[1] != LABEL_DIM:
-        hint = ""
-        if c.ndim == 1 and c.shape[0] == LABEL_DIM:
-            hint = " (a single label needs a batch dimension: c[None])"
-        elif c.ndim >= 1 and c.shape[-1] != LABEL_DIM:
-            hint = f" ({c.shape[-1]} entries per label; EG3D labels have 16 cam2world + 9 intrinsics = 25)"
-        raise CameraError(f"{name} must have shape (N, 25), got {tuple(c.shape)}{hint}")
+    """Raise :class:`CameraError` unless ``c`` is a floating tensor of shape ``(N, 25)``.
+
+    Example:
+        >>> check_label_shape(torch.zeros(2, 24))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        warpinv.cameras.labels.CameraError: c must have shape (N, 25), got (2, 24) (24 entries per label; ...)
+    """
+    check_camera_labels(c, name, error=CameraError)
 
 
 def pack_label(cam2world: Tensor, intrinsics: Tensor) -> Tensor:
@@ -84,13 +82,11 @@ def pack_label(cam2world: Tensor, intrinsics: Tensor) -> Tensor:
         >>> pack_label(torch.eye(4)[None], torch.eye(3)).shape
         torch.Size([1, 25])
     """
-    if not isinstance(cam2world, Tensor) or cam2world.ndim != 3 or cam2world.shape[1:] != (4, 4):
-        raise CameraError(f"cam2world must be a (N, 4, 4) tensor, got {_shape_of(cam2world)}")
-    n = cam2world.shape[0]
+    n = check_shape(cam2world, "N 4 4", "cam2world", error=CameraError)["N"]
     if not isinstance(intrinsics, Tensor) or intrinsics.shape[-2:] != (3, 3) or intrinsics.ndim not in (2, 3):
-        raise CameraError(f"intrinsics must be a (N, 3, 3) or (3, 3) tensor, got {_shape_of(intrinsics)}")
-    if intrinsics.ndim == 3 and intrinsics.shape[0] != n:
-        raise CameraError(f"intrinsics batch {intrinsics.shape[0]} does not match cam2world batch {n}")
+        raise CameraError(f"intrinsics must be a (N, 3, 3) or (3, 3) tensor, got {describe(intrinsics)}")
+    if intrinsics.ndim == 3:
+        check_batch(intrinsics, n, "intrinsics", "cam2world", error=CameraError)
     dtype = torch.promote_types(cam2world.dtype, intrinsics.dtype)
     k = intrinsics.to(cam2world.device, dtype).reshape(-1, 9).expand(n, 9)
     return torch.cat([cam2world.to(dtype).reshape(n, 16), k], dim=1)
@@ -123,14 +119,14 @@ def validate_label(c: Tensor, *, atol: float = 1e-4) -> None:
         >>> c = torch.tensor([[1., 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2.7, 0, 0, 0, 1, 4.26, 0, .5, 0, 4.26, .5, 0, 0, 1]])
         >>> validate_label(c)
         >>> c[0, 5] = float("nan")
-        >>> validate_label(c)
+        >>> validate_label(c)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        warpinv.cameras.labels.CameraError: camera label sample 0, entry 5 (cam2world[1,1]) is nan (1 non-finite entries in total)
+        warpinv.cameras.labels.CameraError: camera label sample 0, entry 5 (cam2world[1,1]) is nan (1 non-finite ...)
     """
     check_label_shape(c)
     c = c.detach()
-    _check_finite(c)
+    check_camera_labels(c, "camera label", finite=True, error=CameraError)
     _check_fixed_entries(c, {12: 0.0, 13: 0.0, 14: 0.0, 15: 1.0}, atol)
     _check_rotation(c[:, :16].reshape(-1, 4, 4)[:, :3, :3], atol)
     _check_fixed_entries(c, {19: 0.0, 22: 0.0, 23: 0.0, 24: 1.0}, atol)
@@ -142,20 +138,6 @@ def validate_label(c: Tensor, *, atol: float = 1e-4) -> None:
                 f"camera label sample {n}, entry {k} ({entry_name(k)}, focal length) must be > 0, "
                 f"got {float(c[n, k]):.6g}"
             )
-
-
-def _shape_of(x: object) -> str:
-    return str(tuple(x.shape)) if isinstance(x, Tensor) else type(x).__name__
-
-
-def _check_finite(c: Tensor) -> None:
-    bad = (~torch.isfinite(c)).nonzero()
-    if len(bad):
-        n, k = int(bad[0, 0]), int(bad[0, 1])
-        raise CameraError(
-            f"camera label sample {n}, entry {k} ({entry_name(k)}) is {float(c[n, k])} "
-            f"({len(bad)} non-finite entries in total)"
-        )
 
 
 def _check_fixed_entries(c: Tensor, expected: dict[int, float], atol: float) -> None:

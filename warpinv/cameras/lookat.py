@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from warpinv.cameras.labels import CameraError, pack_label
+from warpinv.checks import check_batch, check_min, check_shape
 
 FFHQ_FOCAL: float = 4.2647
 """Normalised focal length of the FFHQ/AFHQ dataset labels: 2985.29 / 700."""
@@ -54,12 +55,9 @@ def create_cam2world(forward: Tensor, origin: Tensor) -> Tensor:
         >>> (m[0, :3] + 0.0).tolist()  # + 0.0 folds -0.0 into 0.0
         [[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 2.700000047683716]]
     """
-    for name, x in (("forward", forward), ("origin", origin)):
-        if not isinstance(x, Tensor) or x.ndim != 2 or x.shape[1] != 3:
-            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            raise CameraError(f"{name} must be a (N, 3) tensor, got {got}")
-    if forward.shape[0] != origin.shape[0]:
-        raise CameraError(f"forward batch {forward.shape[0]} does not match origin batch {origin.shape[0]}")
+    check_shape(forward, "N 3", "forward", error=CameraError)
+    check_shape(origin, "N 3", "origin", error=CameraError)
+    check_batch(forward, origin.shape[0], "forward", "origin", error=CameraError)
     forward = forward / forward.norm(dim=-1, keepdim=True)
     world_up = torch.tensor([0.0, 1.0, 0.0], dtype=forward.dtype, device=forward.device).expand_as(forward)
     side = torch.linalg.cross(world_up, forward, dim=-1)
@@ -182,8 +180,7 @@ def focal_to_intrinsics(
         >>> focal_to_intrinsics(FFHQ_FOCAL).tolist()[2]
         [0.0, 0.0, 1.0]
     """
-    if not focal > 0:
-        raise CameraError(f"focal must be > 0, got {focal}")
+    check_min(focal, 0, "focal", strict=True, error=CameraError)
     return torch.tensor([[focal, 0.0, cx], [0.0, focal, cy], [0.0, 0.0, 1.0]], dtype=dtype, device=device)
 
 
@@ -239,8 +236,7 @@ def cam2world_to_yaw_pitch(cam2world: Tensor) -> tuple[Tensor, Tensor]:
         >>> round(float(yaw), 5), round(float(pitch), 5)
         (0.3, -0.1)
     """
-    if not isinstance(cam2world, Tensor) or cam2world.ndim != 3 or cam2world.shape[1:] != (4, 4):
-        raise CameraError(f"cam2world must be a (N, 4, 4) tensor, got {getattr(cam2world, 'shape', type(cam2world))}")
+    check_shape(cam2world, "N 4 4", "cam2world", error=CameraError)
     centre = cam2world[:, :3, 3]
     distance = centre.norm(dim=-1)
     bad = (distance == 0).nonzero()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from warpinv.checks import check_shape
+
 
 def pixel_grid(resolution: int, device: torch.device | str | None = None) -> Tensor:
     """Normalised image coordinates of every pixel centre.
@@ -72,11 +74,8 @@ def generate_rays(cam2world: Tensor, intrinsics: Tensor, resolution: int) -> tup
         >>> o.shape, d.shape, bool(torch.allclose(d.norm(dim=-1), torch.ones(1, 16)))
         (torch.Size([1, 16, 3]), torch.Size([1, 16, 3]), True)
     """
-    if cam2world.ndim != 3 or cam2world.shape[1:] != (4, 4):
-        raise ValueError(f"cam2world must be (N, 4, 4), got {tuple(cam2world.shape)}")
-    if intrinsics.ndim != 3 or intrinsics.shape[1:] != (3, 3) or intrinsics.shape[0] != cam2world.shape[0]:
-        raise ValueError(f"intrinsics must be (N, 3, 3) with N={cam2world.shape[0]}, got {tuple(intrinsics.shape)}")
-    n = cam2world.shape[0]
+    n = check_shape(cam2world, "N 4 4", "cam2world")["N"]
+    check_shape(intrinsics, "N 3 3", "intrinsics", sizes={"N": n})
     xy = pixel_grid(resolution, cam2world.device).to(cam2world.dtype).unsqueeze(0).expand(n, -1, -1)
     cam_points = lift_to_camera(xy, intrinsics)
     homogeneous = torch.cat([cam_points, torch.ones_like(cam_points[..., :1])], dim=-1)

@@ -20,6 +20,7 @@ from warpinv.cameras.lookat import (
     lookat_pose,
     yaw_pitch_camera,
 )
+from warpinv.checks import check_min
 
 HFGI3D_PI: float = 3.14
 """The literal EG3D's ``gen_videos.py`` and HFGI3D write for pi in their orbit formula."""
@@ -61,8 +62,7 @@ def hfgi3d_orbit(
         >>> hfgi3d_orbit().shape
         torch.Size([30, 25])
     """
-    if n < 1:
-        raise CameraError(f"n must be >= 1, got {n}")
+    check_min(n, 1, "n", error=CameraError)
     # Angles in float64 first, like the official numpy arithmetic, then one rounding to dtype.
     t = [2 * pi * k / n for k in range(n)]
     h = torch.tensor([pi / 2 + yaw_range * math.sin(a) for a in t], dtype=torch.float64)
@@ -137,10 +137,8 @@ def yaw_sweep(
         >>> c.shape, [round(x, 3) + 0.0 for x in c[:, 3].tolist()]
         (torch.Size([3, 25]), [-1.294, 0.0, 1.294])
     """
-    if n < 1:
-        raise CameraError(f"n must be >= 1, got {n}")
-    if not max_yaw >= 0:
-        raise CameraError(f"max_yaw must be >= 0, got {max_yaw}")
+    check_min(n, 1, "n", error=CameraError)
+    check_min(max_yaw, 0, "max_yaw", error=CameraError)
     yaw = [0.0] if n == 1 else [-max_yaw + 2 * max_yaw * i / (n - 1) for i in range(n)]
     return _yaw_pitch_views(yaw, [pitch] * n, radius, lookat, focal, dtype)
 

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from warpinv.cameras.labels import CameraError, check_label_shape, unpack_label
 from warpinv.cameras.rays import generate_rays
+from warpinv.checks import check_batch, check_floating, check_shape
 
 
 def unproject_depth(depth: Tensor, c: Tensor) -> Tensor:
@@ -76,8 +77,7 @@ def project_points(
         >>> [round(v, 3) for v in xy[0, 0].tolist()], round(float(z), 3), bool(ok)
         ([64.0, 64.0], 2.5, True)
     """
-    if not isinstance(points, Tensor) or points.ndim != 3 or points.shape[-1] != 3:
-        raise CameraError(f"points must be a (N, M, 3) tensor, got {_shape_of(points)}")
+    check_shape(points, "N M 3", "points", error=CameraError)
     check_label_shape(c)
     _check_batch(c, points.shape[0], "points")
     height, width = _size(resolution)
@@ -151,8 +151,7 @@ def backward_warp(
         >>> bool(ok.all()), bool(torch.allclose(out, img, atol=1e-4))
         (True, True)
     """
-    if not isinstance(src_image, Tensor) or src_image.ndim != 4:
-        raise CameraError(f"src_image must be a (N, C, H, W) tensor, got {_shape_of(src_image)}")
+    check_shape(src_image, "N C H W", "src_image", error=CameraError)
     n, _, height, width = src_image.shape
     points = unproject_depth(tgt_depth, c_tgt)
     _check_batch(c_src, n, "src_image")
@@ -181,16 +180,13 @@ def _visible_from_source(points: Tensor, grid: Tensor, c_src: Tensor, src_depth:
 
 
 def _check_depth(depth: Tensor, name: str) -> None:
-    if not isinstance(depth, Tensor) or depth.ndim != 4 or depth.shape[1] != 1:
-        raise CameraError(f"{name} must be a (N, 1, H, W) tensor, got {_shape_of(depth)}")
-    if not depth.is_floating_point():
-        raise CameraError(f"{name} must be floating point, got {depth.dtype}")
+    check_shape(depth, "N 1 H W", name, error=CameraError)
+    check_floating(depth, name, error=CameraError)
 
 
 def _check_batch(c: Tensor, n: int, other: str) -> None:
     check_label_shape(c)
-    if c.shape[0] != n:
-        raise CameraError(f"camera batch {c.shape[0]} does not match {other} batch {n}")
+    check_batch(c, n, "camera", other, error=CameraError)
 
 
 def _size(resolution: int | tuple[int, int]) -> tuple[int, int]:
@@ -198,7 +194,3 @@ def _size(resolution: int | tuple[int, int]) -> tuple[int, int]:
     if height <= 0 or width <= 0:
         raise CameraError(f"resolution must be positive, got {resolution}")
     return int(height), int(width)
-
-
-def _shape_of(x: object) -> str:
-    return str(tuple(x.shape)) if isinstance(x, Tensor) else type(x).__name__

@@ -48,8 +48,12 @@ def add_data_parser(subparsers: Any) -> None:
                    help="with several faces: prepare the largest (default, as EG3D) or refuse the photo")
     p.add_argument("--min-confidence", type=float, default=0.9, metavar="P",
                    help="smallest MTCNN face probability that counts (default 0.9, as EG3D)")
-    p.add_argument("--min-face-size", type=float, default=64.0, metavar="PX",
-                   help="smallest face box side in photo pixels (default 64)")
+    p.add_argument("--min-face-size", type=float, default=20.0, metavar="PX",
+                   help="smallest face box side in photo pixels that is prepared (default and minimum 20, "
+                        "MTCNN's detection minimum)")
+    p.add_argument("--low-resolution-face-size", type=float, default=64.0, metavar="PX",
+                   help="smaller faces are prepared with a low_resolution note giving the upsampling factor "
+                        "(default 64)")
     p.add_argument("--camera", choices=("pnp", "pos"), default="pnp",
                    help="camera solver: POS-seeded perspective PnP (default) or POS alone")
     p.add_argument("--drop-roll", action="store_true", help="build roll-free LookAt cameras")
@@ -60,14 +64,19 @@ def add_data_parser(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("validate", help="check a dataset folder and print the report",
-                       description="Validate ROOT/dataset.json and its files as the data loader does; "
+                       description="Validate ROOT/dataset.json and its files as the data loader does, "
+                                   "decoding every image, mask and depth file (--no-decode: headers only); "
                                    "exit 1 when the dataset cannot be loaded.")
     p.add_argument("root", metavar="ROOT")
     p.add_argument("--resolution", type=int, default=None, help="expected image side (default: most common)")
     p.add_argument("--refuse-wrong-size", action="store_true", help="wrong-sized images are errors, not resized")
     p.add_argument("--off-pivot", choices=("warn", "reaim", "refuse"), default="warn",
                    help="cameras that do not look at the pivot (0, 0, 0.2)")
-    p.add_argument("--verify", action="store_true", help="decode every image, not only its header")
+    decode = p.add_mutually_exclusive_group()
+    decode.add_argument("--no-decode", action="store_true",
+                        help="read image headers only (fast); the output then says that files were not decoded")
+    decode.add_argument("--verify", action="store_true",
+                        help="decode every image, mask and depth file (the default; kept for older scripts)")
     p.add_argument("--split", default=None, help="also check a split file against the dataset")
     p.set_defaults(func=_cmd_validate)
 
@@ -121,7 +130,8 @@ def _cmd_prepare(ns: argparse.Namespace) -> int:
     out = _out(ns)
     try:
         cfg = PrepareConfig(refine=ns.refine, multiple_faces=ns.multiple_faces, min_confidence=ns.min_confidence,
-                            min_face_size=ns.min_face_size, camera=ns.camera, keep_roll=not ns.drop_roll,
+                            min_face_size=ns.min_face_size, low_resolution_face_size=ns.low_resolution_face_size,
+                            camera=ns.camera, keep_roll=not ns.drop_roll,
                             batch_size=ns.batch_size, detect_max_side=ns.detect_max_side)
         result = prepare_folder(ns.src, ns.dst, cfg, progress=not ns.no_progress)
     except (ValueError, OSError) as err:
@@ -139,7 +149,7 @@ def _cmd_validate(ns: argparse.Namespace) -> int:
     out = _out(ns)
     try:
         opts = DatasetOptions(resolution=ns.resolution, on_wrong_size="refuse" if ns.refuse_wrong_size else "resize",
-                              off_pivot=ns.off_pivot, verify_images=ns.verify)
+                              off_pivot=ns.off_pivot, verify_images=not ns.no_decode)
         entries, report = validate_dataset(ns.root, opts)
     except (DatasetError, ValueError) as err:
         print(f"ERROR: {err}", file=out)

@@ -16,6 +16,7 @@ from typing import Any
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
+from warpinv.checks import check_min
 from warpinv.data.dataset import InversionDataset, collate
 from warpinv.data.validation import DatasetOptions
 
@@ -67,8 +68,7 @@ class InversionDataModule(pl.LightningDataModule):
         **overrides: Any,
     ) -> None:
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        check_min(batch_size, 1, "batch_size")
         self.root = os.fspath(root)
         self.split = split if split is None or isinstance(split, (str, os.PathLike)) else list(split)
         self.exclude_ids = sorted({str(x) for x in exclude_ids})
@@ -79,7 +79,7 @@ class InversionDataModule(pl.LightningDataModule):
         self.dataset: InversionDataset | None = None
 
     @classmethod
-    def from_config(cls, config: DataConfig, exclude_ids: Iterable[str] = ()) -> "InversionDataModule":
+    def from_config(cls, config: DataConfig, exclude_ids: Iterable[str] = ()) -> InversionDataModule:
         if not config.root:
             raise ValueError("DataConfig.root is empty: name the dataset folder")
         return cls(config.root, split=config.split, exclude_ids=exclude_ids, batch_size=config.batch_size,

@@ -19,6 +19,7 @@ lists), ``depth (B, 1, h, w)``, ``camera_source`` (list), ``refine_camera`` (lis
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -38,6 +39,7 @@ from warpinv.data.validation import (
     DatasetError,
     DatasetOptions,
     ValidationReport,
+    load_depth,
     validate_dataset,
 )
 
@@ -139,24 +141,48 @@ class InversionDataset(Dataset):
         return torch.from_numpy((np.asarray(mask) > 127).astype(np.float32))[None]
 
     def _depth(self, rel: str) -> Tensor:
-        path = self.root / rel
         try:
-            if path.suffix == ".npy":
-                arr = np.load(path, allow_pickle=False)
-            elif path.suffix == ".npz":
-                with np.load(path, allow_pickle=False) as z:
-                    arr = z[z.files[0]]
-            else:
-                raise ValueError("depth priors must be .npy or .npz arrays")
-        except Exception as err:  # noqa: BLE001
-            raise DatasetError(f"{self.report.json_path}: depth {rel!r} cannot be read ({err})") from None
-        arr = np.asarray(arr, dtype=np.float32).squeeze()
-        if arr.ndim != 2 or not np.isfinite(arr).all():
-            raise DatasetError(f"{self.report.json_path}: depth {rel!r} must be a finite (H, W) array, "
-                               f"got shape {arr.shape}")
+            arr = load_depth(self.root / rel)
+        except ValueError as err:
+            raise DatasetError(f"{self.report.json_path}: depth {rel!r} {err}") from None
         return torch.from_numpy(arr.copy())[None]
 
+    def input_fingerprint(self, index: int) -> str:
+        """sha256 (16 hex digits) of everything a result row of entry ``index`` depends on: the bytes
+        of its image, mask, depth and ground-truth view files, and its cameras as loaded. A benchmark
+        resumes an image only when its rows carry the same fingerprint."""
+        e = self.entries[index]
+        h = hashlib.sha256()
+        files = [e.name, e.mask, e.depth, *[v.file for v in e.novel_views]]
+        labels = [e.label, *[v.label for v in e.novel_views]]
+        for rel in files:
+            h.update(b"-" if rel is None else hashlib.sha256((self.root / rel).read_bytes()).digest())
+        for label in labels:
+            h.update(np.ascontiguousarray(label, dtype=np.float64).tobytes())
+        return h.hexdigest()[:16]
+
+    def input_fingerprints(self) -> dict[str, str]:
+        """:meth:`input_fingerprint` of every entry, by image id."""
+        return {e.name: self.input_fingerprint(i) for i, e in enumerate(self.entries)}
+
     def __getitem__(self, index: int) -> dict[str, Any]:
+        """One sample; an image, mask, depth or view file that cannot be read gives a sample with a
+        ``load_error`` (the file and the reason) instead of stopping the loader: the method then
+        fails that image alone, with the reason in its row."""
+        try:
+            return self._sample(index)
+        except DatasetError as err:
+            return self._unreadable(index, str(err))
+
+    def _unreadable(self, index: int, reason: str) -> dict[str, Any]:
+        e = self.entries[index]
+        side = self.resolution or 1
+        return {"image_id": e.name, "image": torch.zeros(3, side, side),
+                "camera": torch.from_numpy(e.label.astype(np.float32)),
+                "camera_source": e.camera_source or self._default_source, "refine_camera": self.refine_camera,
+                "load_error": reason}
+
+    def _sample(self, index: int) -> dict[str, Any]:
         e = self.entries[index]
         sample: dict[str, Any] = {
             "image_id": e.name,
@@ -185,6 +211,8 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """
     if not samples:
         raise ValueError("collate needs at least one sample")
+    errors = [s.get("load_error") for s in samples]
+    samples = _fill_unreadable(samples)
     ids = [s["image_id"] for s in samples]
     shapes = {tuple(s["image"].shape) for s in samples}
     if len(shapes) > 1:
@@ -217,4 +245,24 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         batch["novel_view_names"] = [list(s["novel_view_names"]) for s in samples]
     batch["camera_source"] = [s.get("camera_source", "dataset") for s in samples]
     batch["refine_camera"] = [bool(s.get("refine_camera", False)) for s in samples]
+    if any(errors):
+        batch["load_error"] = errors
     return batch
+
+
+def _fill_unreadable(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Samples whose files could not be read get zero tensors shaped like a readable sample's, so
+    that they share its batch (the method fails them by their ``load_error``)."""
+    readable = [s for s in samples if "load_error" not in s]
+    if not readable or len(readable) == len(samples):
+        return list(samples)
+    like = readable[0]
+    keys = [k for k in ("image", "mask", "depth", "novel_images", "novel_cameras") if k in like]
+    filled = []
+    for s in samples:
+        if "load_error" in s:
+            s = {**s, **{k: torch.zeros_like(like[k]) for k in keys}}
+            if "novel_view_names" in like:
+                s["novel_view_names"] = list(like["novel_view_names"])
+        filled.append(s)
+    return filled

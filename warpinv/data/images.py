@@ -30,6 +30,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
+from warpinv.checks import check_shape
+
 #: Largest image accepted by default: PIL's own decompression-bomb error threshold (2 x 89,478,485).
 DEFAULT_MAX_PIXELS = 2 * 89_478_485
 #: Background that transparent pixels are composited over.
@@ -239,8 +241,7 @@ def tensor_to_image(x: Tensor) -> Image.Image:
     Uses EG3D's ``gen_samples.py`` conversion ``(x * 127.5 + 128).clamp(0, 255)`` truncated to uint8,
     i.e. round-half-up of ``(x + 1) * 127.5``; :func:`image_to_tensor` inverts it to within 1/255.
     """
-    if x.ndim != 3 or x.shape[0] != 3:
-        raise ValueError(f"expected a (3, H, W) tensor, got {tuple(x.shape)}")
+    check_shape(x, "3 H W", "image")
     arr = (x.detach().float().clamp(-1, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
     return Image.fromarray(arr.permute(1, 2, 0).cpu().numpy(), "RGB")
 

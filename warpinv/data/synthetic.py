@@ -20,13 +20,19 @@ Layout::
     OUT/gt_latents.safetensors    the ws of every identity (key = image id), for debugging
 
 :func:`make_synthetic_multiview` is idempotent: with the same spec it returns the existing folder
-without rendering; another spec or generator (``generator_fingerprint``) in an existing folder is an error unless ``overwrite=True``.
+without rendering; another spec or generator (``generator_fingerprint``) in an existing folder is an
+error unless ``overwrite=True``. A build is atomic: it renders into a hidden sibling folder and
+renames it into place when complete, so a killed build leaves no partial set behind.
 """
 from __future__ import annotations
 
+import glob
 import json
+import logging
 import os
+import re
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,8 +42,11 @@ import numpy as np
 import torch
 
 from warpinv.cameras import yaw_pitch_camera
+from warpinv.checks import check_min
 from warpinv.data.images import tensor_to_image
 from warpinv.data.validation import DATASET_JSON
+
+logger = logging.getLogger(__name__)
 
 #: Ground-truth novel views: (yaw, pitch) in radians.
 DEFAULT_VIEWS: tuple[tuple[float, float], ...] = tuple(
@@ -74,8 +83,7 @@ class SyntheticSpec:
     """Ground-truth novel views as ``[yaw, pitch]`` pairs (radians)."""
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise ValueError(f"n must be >= 1, got {self.n}")
+        check_min(self.n, 1, "n")
         names = [view_name(*v) for v in self.views]
         if len(set(names)) != len(names):
             raise ValueError(f"views have duplicate names: {names}")
@@ -109,42 +117,54 @@ def make_synthetic_multiview(
 ) -> Path:
     """Render the synthetic multi-view set into ``out`` (see the module docstring) and return ``out``.
 
+    The set is rendered into a hidden sibling folder (``.<name>.partial-<pid>-...``) and renamed into
+    place when complete, so a killed build never leaves a partial ``out``; the next build removes the
+    leftovers of builds whose process is gone. A folder that holds nothing but an incomplete set
+    (what an interrupted build of an earlier version left) is rebuilt without ``overwrite``.
+
     Args:
         out: output folder.
         spec: what to render; keyword arguments override its fields (``n=8``, ``seed=0``, ...).
-        overwrite: replace an existing set made with a different spec or generator.
+        overwrite: replace an existing set made with a different spec or generator (or other files).
         device: where to render.
 
     Raises:
         FileExistsError: ``out`` holds a set of another spec or generator (or other files) and not ``overwrite``.
     """
-    from safetensors.torch import save_file
-
-    from warpinv.backbone import generator_fingerprint, load_generator
+    from warpinv.backbone import generator_fingerprint
 
     s = spec or SyntheticSpec()
     if overrides:
         s = SyntheticSpec(**{**asdict(s), **overrides})
     out = Path(out)
-    spec_dict = asdict(s)
     fingerprint = generator_fingerprint(s.generator)
-    old = _existing_meta(out)
-    if (old is not None and old["spec"] == spec_dict and old.get("generator_fingerprint") == fingerprint
-            and (out / "gt_latents.safetensors").is_file()):
+    if _holds_same_set(out, asdict(s), fingerprint):
+        logger.info("synthetic set in %s is up to date (same spec and generator); not re-rendered", out)
         return out
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            what = "a synthetic set of another spec or generator" if old is not None else "other files"
-            raise FileExistsError(f"{out} already holds {what}; pass overwrite=True (--overwrite) to replace it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_replaceable(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_builds(out)
+    build = Path(tempfile.mkdtemp(prefix=f"{_build_prefix(out)}{os.getpid()}-", dir=out.parent))
+    try:
+        seconds = _render_set(build, s, fingerprint, device)
+        _move_into_place(build, out)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    logger.info("rendered a synthetic set of %d identities x %d views into %s in %.1f s",
+                s.n, len(s.views) + 1, out, seconds)
+    return out
+
+
+def _render_set(out: Path, s: SyntheticSpec, fingerprint: str, device: str | torch.device) -> float:
+    """Render every identity of ``s`` into the empty folder ``out``; the seconds it took."""
+    from safetensors.torch import save_file
+
+    from warpinv.backbone import load_generator
 
     start = time.perf_counter()
     G = load_generator(s.generator, device=device)
-    # Per identity: its own streams, so identity i does not depend on n.
-    draws = [np.random.default_rng([s.seed, i]).uniform(-1.0, 1.0, size=2) for i in range(s.n)]
-    input_yaw = [float(d[0]) * s.input_yaw for d in draws]
-    input_pitch = [float(d[1]) * s.input_pitch for d in draws]
+    input_yaw, input_pitch = _input_views(s)
     views = [(float(y), float(p)) for y, p in s.views]
     novel_cams = yaw_pitch_camera(torch.tensor([v[0] for v in views]), torch.tensor([v[1] for v in views]),
                                   device=device)
@@ -156,31 +176,128 @@ def make_synthetic_multiview(
             z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(s.seed + i)).to(device)
             ws = G.mapping(z, c_cond, truncation_psi=s.truncation_psi)
             c_in = yaw_pitch_camera(float(input_yaw[i]), float(input_pitch[i]), device=device)
-            cams = torch.cat([c_in, novel_cams])
-            # One backbone pass per identity, then one camera at a time: on CPU, batching the views
-            # is slower per view than rendering them one by one.
-            planes = G.planes(ws, noise_mode="const")
-            images = torch.cat([G.render_planes(planes, ws, cam[None], deterministic=True,
-                                                noise_mode="const")["image"] for cam in cams])
+            images = _render_views(G, ws, torch.cat([c_in, novel_cams]))
             tensor_to_image(images[0]).save(out / image_id)
             labels.append([image_id, [float(v) for v in c_in[0].tolist()]])
-            entry = []
-            for (yaw, pitch), img, cam in zip(views, images[1:], novel_cams):
-                name = view_name(yaw, pitch)
-                rel = f"novel/id{i:03d}/{name.replace(',', '_')}.png"
-                (out / rel).parent.mkdir(parents=True, exist_ok=True)
-                tensor_to_image(img).save(out / rel)
-                entry.append({"name": name, "file": rel, "camera": [float(v) for v in cam.tolist()]})
-            novel.append([image_id, entry])
+            novel.append([image_id, _save_novel_views(out, i, views, images[1:], novel_cams)])
             latents[image_id] = ws[0].detach().cpu().contiguous()
+            logger.debug("rendered identity %d/%d", i + 1, s.n)
     save_file(latents, str(out / "gt_latents.safetensors"), metadata={"generator": str(G.source)})
+    seconds = time.perf_counter() - start
+    meta = _meta(s, G, fingerprint, labels, input_yaw, input_pitch, views, seconds)
+    (out / DATASET_JSON).write_text(json.dumps({"labels": labels, "novel_views": novel, "meta": meta}, indent=1)
+                                    + "\n")
+    return seconds
+
+
+def _holds_same_set(out: Path, spec_dict: dict[str, Any], fingerprint: str) -> bool:
+    """Whether ``out`` already holds the complete set of this spec and generator."""
+    old = _existing_meta(out)
+    return (old is not None and old["spec"] == spec_dict and old.get("generator_fingerprint") == fingerprint
+            and (out / "gt_latents.safetensors").is_file())
+
+
+#: Files a build writes (relative paths), besides dataset.json: what an interrupted build can leave.
+_BUILDER_FILE = re.compile(r"id\d{3,}\.png|gt_latents\.safetensors|dataset\.json\.tmp"
+                           r"|novel/id\d{3,}/yaw[+-]\d+\.\d\d_pitch[+-]\d+\.\d\d\.png")
+
+
+def _only_builder_files(out: Path) -> bool:
+    """Whether ``out`` is empty or an incomplete set: every file is one a build writes (no dataset.json),
+    and a ground-truth view is among them (a user's own ``id000.png`` alone is not taken for one)."""
+    files = [p.relative_to(out).as_posix() for p in out.rglob("*") if not p.is_dir()]
+    return all(_BUILDER_FILE.fullmatch(f) for f in files) and (
+        not files or any(f.startswith("novel/") for f in files))
+
+
+def _check_replaceable(out: Path, overwrite: bool) -> None:
+    """Refuse to replace a non-empty ``out`` unless ``overwrite`` or it holds only an incomplete set."""
+    if overwrite or not out.exists() or (out.is_dir() and _only_builder_files(out)):
+        return
+    replace = (f"replace it with `warpinv data synth {out} --overwrite` (overwrite=True), or choose another folder "
+               "(for `warpinv bench`: the suite's dataset.root)")
+    if _existing_meta(out) is not None:
+        raise FileExistsError(f"{out} already holds a synthetic set of another spec or generator; {replace}")
+    raise FileExistsError(f"{out} already holds other files, which are not a synthetic set; {replace}; "
+                          "--overwrite deletes them")
+
+
+def _build_prefix(out: Path) -> str:
+    """Name prefix of the hidden sibling folders a build of ``out`` renders into (``pid-`` follows)."""
+    return f".{out.name}.partial-"
+
+
+def _remove_dead_builds(out: Path) -> None:
+    """Remove the leftovers of builds of ``out`` whose process is gone (a kill mid-build)."""
+    prefix = _build_prefix(out)
+    for path in out.parent.glob(glob.escape(prefix) + "*"):
+        pid = path.name[len(prefix):].split("-", 1)[0]
+        if path.is_dir() and pid.isdigit() and not _process_alive(int(pid)):
+            logger.info("removing %s, left by an interrupted build", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
+
+
+def _move_into_place(build: Path, out: Path) -> None:
+    """Rename the complete ``build`` to ``out``; an earlier ``out`` (checked replaceable) goes."""
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    if not out.exists():
+        os.replace(build, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f"{_build_prefix(out)}{os.getpid()}-old-", dir=out.parent))
+    os.replace(out, old / out.name)
+    os.replace(build, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _input_views(s: SyntheticSpec) -> tuple[list[float], list[float]]:
+    """Seeded input-view yaw and pitch per identity, each from its own stream (independent of ``n``)."""
+    draws = [np.random.default_rng([s.seed, i]).uniform(-1.0, 1.0, size=2) for i in range(s.n)]
+    return [float(d[0]) * s.input_yaw for d in draws], [float(d[1]) * s.input_pitch for d in draws]
+
+
+def _render_views(G: Any, ws: torch.Tensor, cams: torch.Tensor) -> torch.Tensor:
+    """``(V, 3, R, R)`` SR images of one identity's ``ws (1, L, 512)`` at ``cams (V, 25)``."""
+    # One backbone pass per identity, then one camera at a time: on CPU, batching the views
+    # is slower per view than rendering them one by one.
+    planes = G.planes(ws, noise_mode="const")
+    return torch.cat([G.render_planes(planes, ws, cam[None], deterministic=True, noise_mode="const")["image"]
+                      for cam in cams])
+
+
+def _save_novel_views(out: Path, i: int, views: list[tuple[float, float]], images: torch.Tensor,
+                      cams: torch.Tensor) -> list[dict[str, Any]]:
+    """Write identity ``i``'s ground-truth views; their dataset.json entries."""
+    entry = []
+    for (yaw, pitch), img, cam in zip(views, images, cams):
+        name = view_name(yaw, pitch)
+        rel = f"novel/id{i:03d}/{name.replace(',', '_')}.png"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        tensor_to_image(img).save(out / rel)
+        entry.append({"name": name, "file": rel, "camera": [float(v) for v in cam.tolist()]})
+    return entry
+
+
+def _meta(s: SyntheticSpec, G: Any, fingerprint: str, labels: list[list[Any]], input_yaw: list[float],
+          input_pitch: list[float], views: list[tuple[float, float]], seconds: float) -> dict[str, Any]:
+    """dataset.json's ``meta``: how the set was made (spec, generator, views, rendering)."""
     meta = {
         "created_by": "warpinv data synth (warpinv.data.make_synthetic_multiview)",
         "generator": str(getattr(G, "source", s.generator)),
         "generator_fingerprint": fingerprint,
         "generator_resolution": int(G.img_resolution),
         "seed": s.seed,
-        "spec": spec_dict,
+        "spec": asdict(s),
         "camera_source": "gt",
         "refine_camera": False,
         "input_views": {lab[0]: {"yaw": float(y), "pitch": float(p)}
@@ -188,12 +305,8 @@ def make_synthetic_multiview(
         "views": [{"name": view_name(y, p), "yaw": y, "pitch": p} for y, p in views],
         "rendering": "SR image, deterministic=True, noise_mode='const', conditioning on the frontal camera, "
                      f"truncation_psi {s.truncation_psi}; radius 2.7, look-at (0, 0, 0.2), focal 4.2647",
-        "seconds": round(time.perf_counter() - start, 2),
+        "seconds": round(seconds, 2),
     }
     if "random weights" in meta["generator"] or s.generator == "tiny":
         meta["note"] = "rendered by a generator with random weights: not faces, a test of the machinery only"
-    tmp = out / (DATASET_JSON + ".tmp")
-    tmp.write_text(json.dumps({"labels": labels, "novel_views": novel, "meta": meta}, indent=1) + "\n")
-    os.replace(tmp, out / DATASET_JSON)
-    return out
-
+    return meta

@@ -1,20 +1,6 @@
-"""Reading and validating an EG3D-format folder's ``dataset.json``, with a report.
+"""Validating an EG3D-format folder (``dataset.json`` plus images), with a report.
 
-Format (EG3D's, extended by optional keys; every per-image key uses EG3D's list of
-``[filename, value]`` pairs, and a ``{filename: value}`` mapping is accepted too)::
-
-    {
-      "labels": [["img00000.png", [25 floats]], ...],          # required: cam2world (16) + intrinsics (9)
-      "masks": [["img00000.png", "masks/img00000.png"], ...],   # optional: 255 = valid pixel
-      "depths": [["img00000.png", "depth/img00000.npy"], ...],  # optional: (H, W) float depth prior
-      "camera_sources": [["img00000.png", "pnp5"], ...],        # optional: where each camera came from
-      "novel_views": [["img00000.png", [{"name": "yaw+0.35,pitch-0.20",
-                                          "file": "novel/img00000/yaw+0.35_pitch-0.20.png",
-                                          "camera": [25 floats]}, ...]], ...],   # optional ground truth
-      "meta": {"camera_source": "...", "refine_camera": false, ...}             # optional
-    }
-
-File names are relative to the folder with forward slashes (EG3D looks labels up that way).
+The file format and the parsing of its entries live in :mod:`warpinv.data.dataset_json`.
 
 Checks (all problems are collected, then reported together):
 
@@ -30,44 +16,71 @@ Checks (all problems are collected, then reported together):
   ``preprocess_face_cameras.py --mode orig``: the centre is rescaled about the **world origin**
   (``t <- t / |t| * 2.7``), keeping the rotation; ``normalization_center=(0, 0, 0.175)`` gives the
   script's ``cor`` mode;
+- a camera that cannot be normalised -> error naming the file and the entry: its centre is at the
+  normalisation centre (no direction to rescale along), its distance is not finite, the normalised
+  label is not finite or not at the radius, or its distance is surely a wrong value (below);
+- **the radius rule**: a camera whose distance from the normalisation centre is more than
+  ``max_radius_ratio`` (10) times off (larger or smaller) **both** the dataset's median distance and
+  EG3D's ``radius`` is refused. Normalisation exists to absorb a dataset's convention (other units:
+  a dataset in millimetres has every camera near 2700, and its median says so), and within one
+  dataset the cameras share it. The face fills every crop at fixed intrinsics (focal 4.26, a
+  13 degree field of view), so the cameras of one dataset lie within tens of percent of each other:
+  one 10x farther would see the head at a tenth of its size. Such a value is a typing or unit
+  error (``1e300``, metres among millimetres), and normalising it would only hide it;
 - a camera whose optical axis misses the pivot ``(0, 0, 0.2)`` by more than ``pivot_tolerance`` ->
   warning; with ``off_pivot="reaim"`` the camera is also turned (smallest rotation, roll kept) to
   look at the pivot, with ``"refuse"`` it is an error. EG3D's own FFHQ labels come from a 3DMM fit
   and do not look exactly at the pivot, so the default only warns;
-- images: unreadable headers -> error; a size other than the dataset resolution -> warning and
+- a mask or depth file that is also listed as an image (with a camera) -> error naming both entries;
+- images: unreadable headers -> error (with ``verify_images`` every image, mask and depth file is
+  decoded, and one that cannot be is an error naming it); a size other than the dataset resolution -> warning and
   resized at load (``on_wrong_size="resize"``) or error (``"refuse"``); non-RGB modes and EXIF
   rotations -> a note (they are converted at load).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from warpinv.cameras import LABEL_DIM, CameraError, entry_name, normalize_camera, validate_label
+from warpinv.cameras import CameraError, normalize_camera
+from warpinv.checks import check_choice, check_min
+from warpinv.data.dataset_json import (
+    DATASET_JSON,
+    DatasetEntry,
+    DatasetError,
+    NovelView,
+    load_dataset_json,
+    parse_label,
+    parse_labels,
+    parse_novel_views,
+    parse_per_image_keys,
+    read_meta,
+    unknown_keys,
+)
 from warpinv.data.images import DEFAULT_BACKGROUND, DEFAULT_MAX_PIXELS, ImageReadError, probe_image, read_image
 
-DATASET_JSON = "dataset.json"
+__all__ = [
+    "DATASET_JSON",
+    "DatasetEntry",
+    "DatasetError",
+    "DatasetOptions",
+    "NovelView",
+    "ValidationReport",
+    "load_dataset_json",
+    "load_depth",
+    "parse_label",
+    "reaim_label",
+    "validate_dataset",
+]
+
 _MAX_LISTED = 50
-
-
-class DatasetError(ValueError):
-    """A dataset folder that cannot be loaded; the message lists every problem found.
-
-    Attributes:
-        report: the :class:`ValidationReport` (``None`` when the folder itself is unusable).
-    """
-
-    def __init__(self, message: str, report: "ValidationReport | None" = None) -> None:
-        super().__init__(message)
-        self.report = report
 
 
 @dataclass
@@ -101,39 +114,20 @@ class DatasetOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     """Images with more pixels are refused."""
     verify_images: bool = False
-    """Decode every image at validation (slow) instead of reading headers only."""
+    """Decode every image, mask and depth file at validation (slow) instead of reading image headers only;
+    ``warpinv data validate`` does unless ``--no-decode``. The loader decodes each file when it reads it."""
+    max_radius_ratio: float | None = 10.0
+    """Refuse a camera more than this factor off both the dataset's median distance and ``radius``
+    (the radius rule, module docstring); ``None`` turns the rule off."""
 
     def __post_init__(self) -> None:
-        if self.resolution is not None and self.resolution < 1:
-            raise ValueError(f"resolution must be >= 1, got {self.resolution}")
-        if self.on_wrong_size not in ("resize", "refuse"):
-            raise ValueError(f"on_wrong_size must be 'resize' or 'refuse', got {self.on_wrong_size!r}")
-        if self.off_pivot not in ("warn", "reaim", "refuse"):
-            raise ValueError(f"off_pivot must be 'warn', 'reaim' or 'refuse', got {self.off_pivot!r}")
-        if not self.radius > 0:
-            raise ValueError(f"radius must be > 0, got {self.radius}")
-
-
-@dataclass
-class NovelView:
-    """A ground-truth view of an entry: ``name`` (e.g. ``yaw+0.35,pitch-0.20``), ``file``, ``label (25,)``."""
-
-    name: str
-    file: str
-    label: np.ndarray
-
-
-@dataclass
-class DatasetEntry:
-    """One validated image of the dataset (cameras already normalised)."""
-
-    name: str
-    label: np.ndarray
-    mask: str | None = None
-    depth: str | None = None
-    camera_source: str | None = None
-    novel_views: list[NovelView] = field(default_factory=list)
-    size: tuple[int, int] | None = None
+        if self.resolution is not None:
+            check_min(self.resolution, 1, "resolution")
+        check_choice(self.on_wrong_size, ("resize", "refuse"), "on_wrong_size")
+        check_choice(self.off_pivot, ("warn", "reaim", "refuse"), "off_pivot")
+        check_min(self.radius, 0, "radius", strict=True)
+        if self.max_radius_ratio is not None:
+            check_min(self.max_radius_ratio, 1, "max_radius_ratio", strict=True)
 
 
 @dataclass
@@ -146,6 +140,7 @@ class ValidationReport:
         resolution: image side the loader delivers.
         errors, warnings, notes: messages (each names the file and the entry).
         missing_files: every listed file that does not exist.
+        decoded: whether every image, mask and depth file was decoded (else only image headers were read).
         normalized: names whose camera (or a novel-view camera) was rescaled to the radius.
         off_pivot: names whose camera misses the pivot.
         resized: names whose image will be resized.
@@ -166,6 +161,7 @@ class ValidationReport:
     resized: list[str] = field(default_factory=list)
     converted: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    decoded: bool = False
 
     @property
     def ok(self) -> bool:
@@ -176,7 +172,10 @@ class ValidationReport:
         head = (f"{self.json_path}: {self.num_entries} entries"
                 + (f", resolution {self.resolution}" if self.resolution else "")
                 + (f", camera_source {self.meta.get('camera_source')}" if self.meta.get("camera_source") else ""))
-        lines = [head]
+        lines = [head + (", files decoded" if self.decoded else "")]
+        if not self.decoded:
+            lines.append("  note: image files were NOT decoded (headers only); `warpinv data validate` decodes "
+                         "every image, mask and depth file unless --no-decode")
         for title, items in (("ERROR", self.errors), ("warning", self.warnings), ("note", self.notes)):
             lines.extend(f"  {title}: {m}" for m in items)
         lines.append("  OK" if self.ok else f"  {len(self.errors)} error(s): the dataset cannot be loaded")
@@ -189,64 +188,6 @@ class ValidationReport:
 def _listing(names: list[str]) -> str:
     shown = ", ".join(names[:_MAX_LISTED])
     return shown + (f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
-
-
-def _pairs(value: Any, key: str, where: str, errors: list[str]) -> list[tuple[int, Any, Any]] | None:
-    """A ``[[name, value], ...]`` list or a ``{name: value}`` mapping as ``(index, name, value)``."""
-    if isinstance(value, dict):
-        return [(i, k, v) for i, (k, v) in enumerate(value.items())]
-    if not isinstance(value, list):
-        errors.append(f"{where}: '{key}' must be a list of [filename, value] pairs or a mapping, "
-                      f"got {type(value).__name__}")
-        return None
-    out = []
-    for i, item in enumerate(value):
-        if not isinstance(item, (list, tuple)) or len(item) != 2:
-            got = f"a list of length {len(item)}" if isinstance(item, (list, tuple)) else type(item).__name__
-            errors.append(f"{where}: {key}[{i}] must be a [filename, value] pair, got {got}")
-            continue
-        out.append((i, item[0], item[1]))
-    return out
-
-
-def _check_name(name: Any, where: str, key: str, i: int, errors: list[str]) -> str | None:
-    if not isinstance(name, str) or not name:
-        errors.append(f"{where}: {key}[{i}]: the file name must be a non-empty string, got {name!r}")
-        return None
-    if "\\" in name:
-        name = name.replace("\\", "/")
-    p = PurePosixPath(name)
-    if p.is_absolute() or ".." in p.parts:
-        errors.append(f"{where}: {key}[{i}] ({name!r}): file names must be relative to the dataset folder "
-                      "and must not contain '..'")
-        return None
-    return name
-
-
-def parse_label(value: Any, where: str) -> tuple[np.ndarray | None, str | None]:
-    """25 finite numbers forming a valid camera, or an error message naming the offending entry.
-
-    Example:
-        >>> parse_label([0.0] * 24, "x.json: labels[3] ('a.png')")[1]
-        "x.json: labels[3] ('a.png'): the label must have 25 numbers (16 cam2world + 9 intrinsics), got 24"
-    """
-    if isinstance(value, dict) or not isinstance(value, (list, tuple)):
-        return None, f"{where}: the label must be a list of 25 numbers, got {type(value).__name__}"
-    if len(value) != LABEL_DIM:
-        return None, (f"{where}: the label must have {LABEL_DIM} numbers (16 cam2world + 9 intrinsics), "
-                      f"got {len(value)}")
-    for k, v in enumerate(value):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            return None, f"{where}: entry {k} ({entry_name(k)}) must be a number, got {v!r}"
-        if not math.isfinite(v):
-            return None, f"{where}: entry {k} ({entry_name(k)}) is {v} (not finite)"
-    arr = np.asarray(value, dtype=np.float64)
-    try:
-        validate_label(torch.from_numpy(arr)[None], atol=1e-3)
-    except CameraError as err:
-        msg = str(err).replace("camera label sample 0, ", "").replace("camera label sample 0: ", "")
-        return None, f"{where}: not a valid camera: {msg}"
-    return arr, None
 
 
 def _axis_miss(label: np.ndarray, pivot: np.ndarray) -> float:
@@ -279,46 +220,286 @@ def reaim_label(label: np.ndarray, pivot: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fix_camera(label: np.ndarray, opts: DatasetOptions) -> tuple[np.ndarray, float | None, float]:
-    """Normalised label, the radius error before (``None`` when within tolerance), the pivot miss."""
+def _centre_distance(label: np.ndarray, centre: np.ndarray) -> float:
+    """Distance of a camera centre from ``centre``, without overflow or underflow (``inf`` past float64).
+
+    Example:
+        >>> lab = np.zeros(25); lab[11] = 1e300
+        >>> _centre_distance(lab, np.zeros(3)), _centre_distance(np.zeros(25), np.zeros(3))
+        (1e+300, 0.0)
+    """
+    offset = label[[3, 7, 11]] - centre
+    scale = float(np.max(np.abs(offset)))
+    if scale == 0.0 or not math.isfinite(scale):
+        return scale
+    with np.errstate(over="ignore"):
+        return scale * float(np.linalg.norm(offset / scale))
+
+
+def _radius_problem(distance: float, median: float, opts: DatasetOptions) -> str | None:
+    """Why a camera at ``distance`` from the normalisation centre cannot be used (``None`` when it can)."""
+    centre = tuple(opts.normalization_center)
+    if distance == 0.0:
+        return (f"camera centre coincides with the normalisation centre {centre}: there is no direction "
+                f"to move it to radius {opts.radius:g} along")
+    if not math.isfinite(distance):
+        return f"camera centre is too far from the normalisation centre {centre} for its distance to be a number"
+    ratio = opts.max_radius_ratio
+    if ratio is None:
+        return None
+    off_dataset = max(distance / median, median / distance)
+    off_eg3d = max(distance / opts.radius, opts.radius / distance)
+    if min(off_dataset, off_eg3d) <= ratio:
+        return None
+    return (f"camera centre is {distance:.4g} from the normalisation centre {centre}, more than {ratio:g}x off "
+            f"both the dataset's median distance {median:.4g} and EG3D's radius {opts.radius:g}: a wrong value "
+            "(typing or units), not a convention; refused rather than normalised (DatasetOptions.max_radius_ratio)")
+
+
+def _fix_camera(label: np.ndarray, opts: DatasetOptions,
+                ) -> tuple[np.ndarray, float | None, float, str | None]:
+    """Normalised label, the radius error before (``None`` when within tolerance), the pivot miss, and
+    why the camera cannot be normalised (``None`` when it can)."""
     radius_error = None
     if opts.normalize_cameras:
-        t = torch.from_numpy(label)[None]
-        fixed, report = normalize_camera(t, radius=opts.radius, pivot=opts.normalization_center)
+        try:
+            fixed, report = normalize_camera(torch.from_numpy(label)[None], radius=opts.radius,
+                                             pivot=opts.normalization_center)
+        except CameraError as err:
+            return label, None, 0.0, str(err).replace("camera label sample 0: ", "")
         err = float(report.error[0])
         if abs(err) > opts.radius_tolerance:
             label = fixed[0].numpy().astype(np.float64)
             radius_error = err
+            after = _centre_distance(label, np.asarray(opts.normalization_center, dtype=np.float64))
+            if not (np.isfinite(label).all() and abs(after - opts.radius) <= opts.radius_tolerance):
+                return label, None, 0.0, (f"camera cannot be normalised to radius {opts.radius:g}: the result "
+                                          f"is {after:.4g} from the normalisation centre")
     miss = _axis_miss(label, np.asarray(opts.pivot, dtype=np.float64))
     if miss > opts.pivot_tolerance and opts.off_pivot == "reaim":
         label = reaim_label(label, np.asarray(opts.pivot, dtype=np.float64))
-    return label, radius_error, miss
+    return label, radius_error, miss, None
 
 
-def load_dataset_json(root: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
-    """Read ``root/dataset.json``; :class:`DatasetError` for a missing folder/file or invalid JSON."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"dataset folder {root} does not exist or is not a folder")
-    path = root / DATASET_JSON
-    if not path.is_file():
-        raise DatasetError(f"{root} has no {DATASET_JSON} (EG3D format: images plus "
-                           '{"labels": [[filename, [25 floats]], ...]})')
+def _check_files(entries: list[DatasetEntry], root: Path, where: str, report: ValidationReport) -> None:
+    """One error listing every listed file (image, mask, depth, novel view) that does not exist."""
+    missing = [rel for e in entries for rel in [e.name, e.mask, e.depth, *[v.file for v in e.novel_views]]
+               if rel is not None and not (root / rel).is_file()]
+    if missing:
+        report.missing_files = missing
+        report.errors.append(f"{where}: {len(missing)} listed file(s) missing in {root}: {_listing(missing)}")
+
+
+def _check_roles(entries: list[DatasetEntry], where: str, report: ValidationReport) -> None:
+    """An error for each mask or depth file that is also listed as an image with a camera."""
+    images = {e.name: e.entry or repr(e.name) for e in entries}
+    for e in entries:
+        for kind, rel in (("mask", e.mask), ("depth", e.depth)):
+            if rel is not None and rel in images:
+                report.errors.append(f"{where}: {e.entry or repr(e.name)}: its {kind} {rel!r} is also listed as "
+                                     f"an image with a camera ({images[rel]}); a file cannot be both")
+
+
+def _camera_holders(entries: list[DatasetEntry]) -> list[tuple[str, str, DatasetEntry | NovelView]]:
+    """``(entry in dataset.json, name in the report, holder)`` of every camera; ``holder.label`` is it."""
+    out: list[tuple[str, str, DatasetEntry | NovelView]] = []
+    for e in entries:
+        out.append((e.entry or repr(e.name), e.name, e))
+        out.extend((v.entry or f"{e.name!r} view {v.name!r} camera", f"{e.name} view {v.name}", v)
+                   for v in e.novel_views)
+    return out
+
+
+def _fix_cameras(entries: list[DatasetEntry], opts: DatasetOptions, where: str, report: ValidationReport,
+                 ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """Normalise (and re-aim) every camera in place; ``(name, radius error)`` and ``(name, pivot miss)``
+    of the cameras that needed it. A camera that cannot be used is an error naming its entry."""
+    radius_fixed: list[tuple[str, float]] = []
+    pivot_missed: list[tuple[str, float]] = []
+    holders = _camera_holders(entries)
+    centre = np.asarray(opts.normalization_center, dtype=np.float64)
+    distances = [_centre_distance(h.label, centre) for _, _, h in holders]
+    usable = [d for d in distances if 0.0 < d < math.inf]
+    median = float(np.median(usable)) if usable else opts.radius
+    for (entry, name, holder), distance in zip(holders, distances):
+        problem = _radius_problem(distance, median, opts)
+        if problem is None:
+            label, radius_error, miss, problem = _fix_camera(holder.label, opts)
+        if problem is not None:
+            report.errors.append(f"{where}: {entry}: {problem}")
+            continue
+        holder.label = label
+        if radius_error is not None:
+            radius_fixed.append((name, radius_error))
+        if miss > opts.pivot_tolerance:
+            pivot_missed.append((name, miss))
+    return radius_fixed, pivot_missed
+
+
+def _report_radius(radius_fixed: list[tuple[str, float]], opts: DatasetOptions, where: str,
+                   report: ValidationReport) -> None:
+    if not radius_fixed:
+        return
+    report.normalized = [n for n, _ in radius_fixed]
+    worst = max(radius_fixed, key=lambda t: abs(t[1]))
+    report.warnings.append(
+        f"{where}: {len(radius_fixed)} camera(s) not at radius {opts.radius:g} from "
+        f"{tuple(opts.normalization_center)} were normalised (EG3D preprocess_face_cameras 'orig' "
+        f"convention: centre rescaled about that point, rotation kept); worst {worst[0]!r} off by "
+        f"{worst[1]:+.4g}: {_listing([n for n, _ in radius_fixed])}")
+
+
+def _report_pivot(pivot_missed: list[tuple[str, float]], opts: DatasetOptions, where: str,
+                  report: ValidationReport) -> None:
+    if not pivot_missed:
+        return
+    report.off_pivot = [n for n, _ in pivot_missed]
+    worst = max(pivot_missed, key=lambda t: t[1])
+    msg = (f"{where}: {len(pivot_missed)} camera(s) look past the pivot {tuple(opts.pivot)} by more than "
+           f"{opts.pivot_tolerance:g}; worst {worst[0]!r} misses it by {worst[1]:.4g}: "
+           f"{_listing([n for n, _ in pivot_missed])}")
+    if opts.off_pivot == "refuse":
+        report.errors.append(msg)
+    else:
+        report.warnings.append(msg + ("; re-aimed at the pivot" if opts.off_pivot == "reaim" else
+                                      " (kept as they are; off_pivot='reaim' turns them)"))
+
+
+def load_depth(path: Path) -> np.ndarray:
+    """A depth prior file (``.npy``, or the first array of an ``.npz``) as a finite ``(H, W)`` float32 array.
+
+    Raises:
+        ValueError: another suffix, a file numpy cannot read (pickles are refused), or not a finite 2-D array.
+    """
     try:
-        data = json.loads(path.read_text())
-    except UnicodeDecodeError as err:
-        raise DatasetError(f"{path}: not a UTF-8 text file ({err})") from None
-    except json.JSONDecodeError as err:
-        raise DatasetError(f"{path}: invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
-    if not isinstance(data, dict):
-        raise DatasetError(f"{path}: the top level must be a JSON object with a 'labels' key, "
-                           f"got {type(data).__name__}")
-    return path, data
+        if path.suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        elif path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                arr = z[z.files[0]]
+        else:
+            raise ValueError("must be a .npy or .npz array (a depth prior)")
+    except ValueError:
+        raise
+    except Exception as err:  # noqa: BLE001 - numpy raises many types for a broken file
+        raise ValueError(f"cannot be read ({type(err).__name__}: {err})") from None
+    arr = np.asarray(arr, dtype=np.float32).squeeze()
+    if arr.ndim != 2 or not np.isfinite(arr).all():
+        raise ValueError(f"must be a finite (H, W) array, got shape {arr.shape}")
+    return arr
+
+
+def _decode_problems(e: DatasetEntry, root: Path, opts: DatasetOptions) -> list[str]:
+    """``mask 'm.png' of 'a.png' (corrupt: ...)`` for each of an entry's mask and depth files that
+    cannot be decoded."""
+    problems = []
+    if e.mask is not None and (root / e.mask).is_file():
+        try:
+            read_image(root / e.mask, max_pixels=opts.max_pixels)
+        except ImageReadError as err:
+            problems.append(f"mask {e.mask!r} of {e.name!r} ({err.status}: {err.reason})")
+    if e.depth is not None and opts.load_depths and (root / e.depth).is_file():
+        try:
+            load_depth(root / e.depth)
+        except ValueError as err:
+            problems.append(f"depth {e.depth!r} of {e.name!r} ({err})")
+    return problems
+
+
+def _image_sizes(entries: list[DatasetEntry], root: Path, opts: DatasetOptions, where: str,
+                 report: ValidationReport) -> dict[str, tuple[int, int]]:
+    """``(width, height)`` of every existing image and novel view (headers, or decoded with
+    ``verify_images``, which also decodes masks and depths); sets each entry's ``size``; files that
+    cannot be read are one error naming each, conversions a note."""
+    sizes: dict[str, tuple[int, int]] = {}
+    unreadable: list[str] = []
+    for e in entries:
+        for rel in [e.name, *[v.file for v in e.novel_views]]:
+            path = root / rel
+            if not path.is_file():
+                continue
+            try:
+                info = probe_image(path, max_pixels=opts.max_pixels)
+                if opts.verify_images:
+                    read_image(path, background=opts.background, max_pixels=opts.max_pixels)
+            except ImageReadError as err:
+                unreadable.append(f"{rel} ({err.status}: {err.reason})")
+                continue
+            sizes[rel] = info.size
+            if info.notes:
+                report.converted.append(rel)
+        if opts.verify_images:
+            unreadable.extend(_decode_problems(e, root, opts))
+        e.size = sizes.get(e.name)
+    report.decoded = opts.verify_images
+    if unreadable:
+        report.errors.append(f"{where}: {len(unreadable)} file(s) cannot be read: {_listing(unreadable)}")
+    if report.converted:
+        report.notes.append(f"{len(report.converted)} image(s) are converted to RGB or EXIF-rotated at load: "
+                            f"{_listing(report.converted)}")
+    return sizes
+
+
+def _dataset_resolution(sizes: dict[str, tuple[int, int]], opts: DatasetOptions) -> int | None:
+    """``opts.resolution``, else the side of the most common square size (else the shorter side of the
+    most common size)."""
+    if opts.resolution is not None or not sizes:
+        return opts.resolution
+    counts = Counter(sizes.values())
+    square = [s for s, _ in counts.most_common() if s[0] == s[1]]
+    return square[0][0] if square else min(counts.most_common(1)[0][0])
+
+
+def _check_sizes(sizes: dict[str, tuple[int, int]], resolution: int | None, opts: DatasetOptions, where: str,
+                 report: ValidationReport) -> None:
+    """Images that are not ``resolution`` square: a warning (resized at load) or an error (``refuse``)."""
+    if resolution is None:
+        return
+    wrong = [f"{rel} ({w}x{h})" for rel, (w, h) in sizes.items() if (w, h) != (resolution, resolution)]
+    if not wrong:
+        return
+    report.resized = [w.rsplit(" (", 1)[0] for w in wrong]
+    msg = f"{where}: {len(wrong)} image(s) are not {resolution}x{resolution}: {_listing(wrong)}"
+    if opts.on_wrong_size == "refuse":
+        report.errors.append(msg + " (on_wrong_size='refuse')")
+    else:
+        report.warnings.append(msg + "; resized at load (Lanczos)")
+
+
+def _note_unlabelled_images(entries: list[DatasetEntry], root: Path, report: ValidationReport) -> None:
+    listed = {e.name for e in entries} | {v.file for e in entries for v in e.novel_views}
+    extra = sorted(p.name for p in root.iterdir()
+                   if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+                   and p.name not in listed)
+    if extra:
+        report.notes.append(f"{len(extra)} image file(s) in {root} have no label and are ignored: {_listing(extra)}")
+
+
+def _parse_entries(data: dict[str, Any], opts: DatasetOptions, where: str,
+                   report: ValidationReport) -> list[DatasetEntry] | None:
+    """Entries of ``dataset.json`` with their optional keys (parse errors go into the report);
+    ``None`` when ``labels`` is missing or malformed, so that nothing else can be checked."""
+    errors = report.errors
+    report.meta = read_meta(data, where, errors)
+    unknown = unknown_keys(data)
+    if unknown:
+        report.notes.append(f"{where}: keys not used by the loader: {', '.join(unknown)}")
+    parsed = parse_labels(data, where, errors)
+    if parsed is None:
+        return None
+    entries, seen, report.num_entries = parsed
+    parse_per_image_keys(data, entries, seen, where, errors, load_depths=opts.load_depths)
+    if opts.load_novel_views:
+        parse_novel_views(data, entries, seen, where, errors)
+    return list(entries.values())
 
 
 def validate_dataset(root: str | os.PathLike[str], options: DatasetOptions | None = None,
                      ) -> tuple[list[DatasetEntry], ValidationReport]:
     """Validate a dataset folder; problems go into the report (nothing is raised for content).
+
+    Stages: parse dataset.json -> check the listed files exist -> normalise the cameras (radius,
+    pivot) -> read the image headers and sizes -> note unlabelled images.
 
     Raises:
         DatasetError: only when the folder or its dataset.json cannot be read at all.
@@ -328,195 +509,16 @@ def validate_dataset(root: str | os.PathLike[str], options: DatasetOptions | Non
     json_path, data = load_dataset_json(root)
     report = ValidationReport(root=root, json_path=json_path)
     where = str(json_path)
-    errors = report.errors
-    meta = data.get("meta", {})
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        errors.append(f"{where}: 'meta' must be an object, got {type(meta).__name__}")
-        meta = {}
-    report.meta = meta
-    unknown = sorted(set(data) - {"labels", "masks", "depths", "camera_sources", "novel_views", "meta"})
-    if unknown:
-        report.notes.append(f"{where}: keys not used by the loader: {', '.join(unknown)}")
-
-    if "labels" not in data or data["labels"] is None:
-        errors.append(f"{where}: no 'labels': inversion needs a camera for every image")
+    entries = _parse_entries(data, opts, where, report)
+    if entries is None:
         return [], report
-    pairs = _pairs(data["labels"], "labels", where, errors)
-    if pairs is None:
-        return [], report
-    report.num_entries = len(pairs)
-    if not pairs:
-        errors.append(f"{where}: 'labels' is empty")
-
-    entries: dict[str, DatasetEntry] = {}
-    seen: dict[str, list[int]] = {}
-    for i, raw_name, raw_label in pairs:
-        name = _check_name(raw_name, where, "labels", i, errors)
-        if name is None:
-            continue
-        seen.setdefault(name, []).append(i)
-        label, msg = parse_label(raw_label, f"{where}: labels[{i}] ({name!r})")
-        if msg is not None:
-            errors.append(msg)
-            continue
-        if name not in entries:
-            entries[name] = DatasetEntry(name=name, label=label)
-    dups = {n: idx for n, idx in seen.items() if len(idx) > 1}
-    if dups:
-        errors.append(f"{where}: duplicate image names: "
-                      + "; ".join(f"{n!r} at labels{idx}" for n, idx in dups.items()))
-
-    # Optional per-image keys.
-    for key, attr in (("masks", "mask"), ("depths", "depth"), ("camera_sources", "camera_source")):
-        if data.get(key) is None:
-            continue
-        if key == "depths" and not opts.load_depths:
-            continue
-        items = _pairs(data[key], key, where, errors) or []
-        for i, raw_name, value in items:
-            name = _check_name(raw_name, where, key, i, errors)
-            if name is None:
-                continue
-            if name not in seen:
-                errors.append(f"{where}: {key}[{i}] ({name!r}) names an image that has no label")
-                continue
-            if key != "camera_sources":
-                value = _check_name(value, where, f"{key}[{i}] value", i, errors)
-            elif not isinstance(value, str):
-                errors.append(f"{where}: camera_sources[{i}] ({name!r}) must be a string, got {value!r}")
-                continue
-            if value is not None and name in entries:
-                setattr(entries[name], attr, value)
-
-    if data.get("novel_views") is not None and opts.load_novel_views:
-        items = _pairs(data["novel_views"], "novel_views", where, errors) or []
-        for i, raw_name, views in items:
-            name = _check_name(raw_name, where, "novel_views", i, errors)
-            if name is None:
-                continue
-            if name not in seen:
-                errors.append(f"{where}: novel_views[{i}] ({name!r}) names an image that has no label")
-                continue
-            if not isinstance(views, list):
-                errors.append(f"{where}: novel_views[{i}] ({name!r}) must be a list of "
-                              '{"name", "file", "camera"} objects')
-                continue
-            parsed: list[NovelView] = []
-            view_names: Counter[str] = Counter()
-            for j, view in enumerate(views):
-                vw = f"{where}: novel_views[{i}] ({name!r}) view {j}"
-                if not isinstance(view, dict) or not {"name", "file", "camera"} <= set(view):
-                    errors.append(f"{vw}: must be an object with 'name', 'file' and 'camera'")
-                    continue
-                vfile = _check_name(view["file"], where, f"novel_views[{i}] view {j} file", j, errors)
-                vlabel, msg = parse_label(view["camera"], f"{vw} ({view.get('name')!r}) camera")
-                if msg is not None:
-                    errors.append(msg)
-                if vfile is None or vlabel is None:
-                    continue
-                view_names[str(view["name"])] += 1
-                parsed.append(NovelView(str(view["name"]), vfile, vlabel))
-            repeated = [v for v, n in view_names.items() if n > 1]
-            if repeated:
-                errors.append(f"{where}: novel_views[{i}] ({name!r}): duplicate view names {repeated}")
-            if name in entries:
-                entries[name].novel_views = parsed
-
-    # Files.
-    missing: list[str] = []
-    for e in entries.values():
-        for rel in [e.name, e.mask, e.depth, *[v.file for v in e.novel_views]]:
-            if rel is not None and not (root / rel).is_file():
-                missing.append(rel)
-    if missing:
-        report.missing_files = missing
-        errors.append(f"{where}: {len(missing)} listed file(s) missing in {root}: {_listing(missing)}")
-
-    # Cameras: radius and pivot.
-    pivot_missed: list[tuple[str, float]] = []
-    radius_fixed: list[tuple[str, float]] = []
-    for e in entries.values():
-        e.label, rerr, miss = _fix_camera(e.label, opts)
-        if rerr is not None:
-            radius_fixed.append((e.name, rerr))
-        if miss > opts.pivot_tolerance:
-            pivot_missed.append((e.name, miss))
-        for v in e.novel_views:
-            v.label, verr, vmiss = _fix_camera(v.label, opts)
-            if verr is not None:
-                radius_fixed.append((f"{e.name} view {v.name}", verr))
-            if vmiss > opts.pivot_tolerance:
-                pivot_missed.append((f"{e.name} view {v.name}", vmiss))
-    if radius_fixed:
-        report.normalized = [n for n, _ in radius_fixed]
-        worst = max(radius_fixed, key=lambda t: abs(t[1]))
-        report.warnings.append(
-            f"{where}: {len(radius_fixed)} camera(s) not at radius {opts.radius:g} from "
-            f"{tuple(opts.normalization_center)} were normalised (EG3D preprocess_face_cameras 'orig' "
-            f"convention: centre rescaled about that point, rotation kept); worst {worst[0]!r} off by "
-            f"{worst[1]:+.4g}: {_listing([n for n, _ in radius_fixed])}")
-    if pivot_missed:
-        report.off_pivot = [n for n, _ in pivot_missed]
-        worst = max(pivot_missed, key=lambda t: t[1])
-        msg = (f"{where}: {len(pivot_missed)} camera(s) look past the pivot {tuple(opts.pivot)} by more than "
-               f"{opts.pivot_tolerance:g}; worst {worst[0]!r} misses it by {worst[1]:.4g}: "
-               f"{_listing([n for n, _ in pivot_missed])}")
-        if opts.off_pivot == "refuse":
-            errors.append(msg)
-        else:
-            report.warnings.append(msg + ("; re-aimed at the pivot" if opts.off_pivot == "reaim" else
-                                          " (kept as they are; off_pivot='reaim' turns them)"))
-
-    # Image headers.
-    sizes: dict[str, tuple[int, int]] = {}
-    unreadable: list[str] = []
-    for e in entries.values():
-        files = [e.name, *[v.file for v in e.novel_views]]
-        for rel in files:
-            path = root / rel
-            if not path.is_file():
-                continue
-            try:
-                if opts.verify_images:
-                    im = read_image(path, background=opts.background, max_pixels=opts.max_pixels)
-                    sizes[rel] = im.size
-                    continue
-                info = probe_image(path, max_pixels=opts.max_pixels)
-            except ImageReadError as err:
-                unreadable.append(f"{rel} ({err.status}: {err.reason})")
-                continue
-            sizes[rel] = info.size
-            if info.notes:
-                report.converted.append(rel)
-        e.size = sizes.get(e.name)
-    if unreadable:
-        errors.append(f"{where}: {len(unreadable)} image file(s) cannot be read: {_listing(unreadable)}")
-    if report.converted:
-        report.notes.append(f"{len(report.converted)} image(s) are converted to RGB or EXIF-rotated at load: "
-                            f"{_listing(report.converted)}")
-
-    resolution = opts.resolution
-    if resolution is None and sizes:
-        counts = Counter(sizes.values())
-        square = [s for s, _ in counts.most_common() if s[0] == s[1]]
-        resolution = square[0][0] if square else min(counts.most_common(1)[0][0])
-    report.resolution = resolution
-    if resolution is not None:
-        wrong = [f"{rel} ({w}x{h})" for rel, (w, h) in sizes.items() if (w, h) != (resolution, resolution)]
-        if wrong:
-            report.resized = [w.rsplit(" (", 1)[0] for w in wrong]
-            msg = f"{where}: {len(wrong)} image(s) are not {resolution}x{resolution}: {_listing(wrong)}"
-            if opts.on_wrong_size == "refuse":
-                errors.append(msg + " (on_wrong_size='refuse')")
-            else:
-                report.warnings.append(msg + "; resized at load (Lanczos)")
-
-    listed = set(entries) | {v.file for e in entries.values() for v in e.novel_views}
-    extra = sorted(p.name for p in root.iterdir()
-                   if p.is_file() and p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-                   and p.name not in listed)
-    if extra:
-        report.notes.append(f"{len(extra)} image file(s) in {root} have no label and are ignored: {_listing(extra)}")
-    return list(entries.values()), report
+    _check_files(entries, root, where, report)
+    _check_roles(entries, where, report)
+    radius_fixed, pivot_missed = _fix_cameras(entries, opts, where, report)
+    _report_radius(radius_fixed, opts, where, report)
+    _report_pivot(pivot_missed, opts, where, report)
+    sizes = _image_sizes(entries, root, opts, where, report)
+    report.resolution = _dataset_resolution(sizes, opts)
+    _check_sizes(sizes, report.resolution, opts, where, report)
+    _note_unlabelled_images(entries, root, report)
+    return entries, report

@@ -1,40 +1,45 @@
 """Inversion methods, one sub-package each, behind one interface (``warpinv.methods.base``).
 
-Importing this package registers every built-in method in ``METHODS``.
+Importing this package registers every built-in method in ``METHODS``. Methods of other packages
+register themselves the same way (``@register_method``) when their module is imported; a suite
+names such modules under ``plugins``.
 """
 from __future__ import annotations
 
 from warpinv.methods.base import (
     METHODS,
-    Evaluator,
     Inversion,
     InversionItem,
     InversionMethod,
+    InversionOutcome,
     MethodConfig,
     NonFiniteLossError,
     build_method,
     check_finite,
     image_seed,
+    outcomes_of,
     register_method,
     split_batch,
-    swapped_tensors,
 )
+from warpinv.methods.rendering import LatentRenderer, substituted_tensors
 
 # Built-in methods: importing a sub-package registers its method(s) in METHODS.
-from warpinv.methods import pti, w_opt, wplus_opt  # noqa: E402,F401  (registration side effect)
+from warpinv.methods import pti, w_opt, wplus_opt  # noqa: E402,F401  # isort: skip  (registration side effect)
 
 __all__ = [
     "METHODS",
-    "Evaluator",
     "Inversion",
     "InversionItem",
     "InversionMethod",
+    "InversionOutcome",
+    "LatentRenderer",
     "MethodConfig",
     "NonFiniteLossError",
     "build_method",
     "check_finite",
     "image_seed",
+    "outcomes_of",
     "register_method",
     "split_batch",
-    "swapped_tensors",
+    "substituted_tensors",
 ]

@@ -1,6 +1,7 @@
 """The one latent optimiser: W or W+ projection of one image into an EG3D generator.
 
-Shared by ``w_opt``, ``wplus_opt`` and PTI's pivot stage. It follows the StyleGAN2-ADA projector
+Shared by ``w_opt``, ``wplus_opt`` and PTI's pivot stage, configured by one :class:`ProjectorConfig`
+(``w_opt``/``wplus_opt`` inherit its fields, PTI nests it as ``pivot``). It follows the StyleGAN2-ADA projector
 that PTI ships (``training/projectors/w_projector.py``) and the EG3D W+ port of HFGI3D
 (``inversion/training/projectors/w_plus_projector.py``):
 
@@ -22,7 +23,6 @@ that PTI ships (``training/projectors/w_projector.py``) and the EG3D W+ port of 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,18 +35,24 @@ from torch import Tensor, nn
 
 from warpinv.backbone import EG3DGenerator
 from warpinv.cameras import yaw_pitch_camera
-from warpinv.methods.base import InversionItem, MethodConfig, check_finite
+from warpinv.checks import check_min
+from warpinv.methods.base import InversionItem, check_finite
 from warpinv.methods.losses import (
     PerceptualLoss,
+    build_lpips,
     latent_distance,
     layer_spread,
     masked_mse,
     noise_regularization,
     normalize_noise_,
 )
+from warpinv.methods.rendering import substituted_tensors
+from warpinv.metrics.lpips import Net
 
 Space = Literal["w", "w+"]
 StepCallback = Callable[[int, dict[str, float]], None]
+#: Adam betas of the StyleGAN2 projector (not a setting of any official config).
+ADAM_BETAS: tuple[float, float] = (0.9, 0.999)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -108,13 +114,14 @@ class LatentStats:
 
 @torch.no_grad()
 def latent_stats(G: EG3DGenerator, camera: Tensor, num_samples: int = 600, seed: int = 123,
-                 truncation_psi: float = 1.0) -> LatentStats:
+                 truncation_psi: float = 1.0, conditioning: str = "frontal") -> LatentStats:
     """Mean and spread of mapped latents, as the PTI projector computes them.
 
     z comes from ``np.random.RandomState(seed)`` (no torch RNG is consumed); the mapping is
-    conditioned on :func:`frontal_camera` of ``camera`` (``(1, 25)``).
+    conditioned on :func:`frontal_camera` of ``camera`` (``(1, 25)``), or on ``camera`` itself with
+    ``conditioning="input"``.
     """
-    cond = frontal_camera(G, camera[:1])
+    cond = frontal_camera(G, camera[:1]) if conditioning == "frontal" else camera[:1]
     z = torch.from_numpy(np.random.RandomState(seed).randn(num_samples, G.z_dim)).to(camera.device, torch.float32)
     w = G.mapping(z, cond.expand(num_samples, -1), truncation_psi=truncation_psi)[:, :1, :]
     w_avg = w.mean(dim=0, keepdim=True)
@@ -139,28 +146,6 @@ def frozen(module: nn.Module) -> Iterator[None]:
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-
-
-@contextlib.contextmanager
-def substituted_buffers(module: nn.Module, tensors: dict[str, Tensor]) -> Iterator[None]:
-    """Use ``tensors`` in place of some of ``module``'s buffers (by qualified name) inside the block.
-
-    The buffer objects are swapped, not written, so gradients flow to ``tensors`` and the module's
-    own buffers are untouched.
-    """
-    saved: list[tuple[nn.Module, str, Tensor | None]] = []
-    try:
-        for name, tensor in tensors.items():
-            owner_name, _, leaf = name.rpartition(".")
-            owner = module.get_submodule(owner_name)
-            if leaf not in owner._buffers:
-                raise KeyError(f"{name!r} is not a buffer of the module")
-            saved.append((owner, leaf, owner._buffers[leaf]))
-            owner._buffers[leaf] = tensor
-        yield
-    finally:
-        for owner, leaf, original in reversed(saved):
-            owner._buffers[leaf] = original
 
 
 def synthesize(G: EG3DGenerator, ws: Tensor, camera: Tensor, *, neural_rendering_resolution: int | None = None,
@@ -196,67 +181,38 @@ def prepare_target(item: InversionItem, resolution: int) -> tuple[Tensor, Tensor
 
 
 # ----------------------------------------------------------------------------------------------
-# Settings and configs
+# The projector's config
 
 
 @dataclass
-class ProjectorSettings:
-    """Everything :func:`project` needs to know (methods build it from their configs)."""
+class ProjectorConfig:
+    """Settings of :func:`project`, each field once. Defaults: PTI's projector (StyleGAN2-ADA
+    ``project`` as PTI calls it).
 
-    space: Space = "w"
-    steps: int = 450
-    lr: float = 0.01
-    lr_schedule: Literal["ramp", "constant"] = "ramp"
-    adam_init_lr: float = 5e-3
-    lr_rampdown_length: float = 0.25
-    lr_rampup_length: float = 0.05
-    betas: tuple[float, float] = (0.9, 0.999)
-    noise_factor: float = 0.05
-    noise_ramp_length: float = 0.75
-    optimize_noise: bool = True
-    noise_reg_weight: float = 1e5
-    lpips_weight: float = 1.0
-    mse_weight: float = 0.0
-    w_avg_reg_weight: float = 0.0
-    layer_spread_weight: float = 0.0
-    neural_rendering_resolution: int | None = None
-    deterministic_render: bool = False
-
-
-def settings_from_config(config: object, prefix: str = "", **fixed: object) -> ProjectorSettings:
-    """:class:`ProjectorSettings` read from a method config: each setting from the field
-    ``<prefix><name>``, else ``<name>``, else its default; ``fixed`` values win.
+    Method configs take these fields by inheritance (``w_opt``, ``wplus_opt``: flat keys such as
+    ``steps``) or nest them (PTI: ``pivot.steps``). The latent space is not a field here: it is the
+    method's (``w_opt``: W, ``wplus_opt``: W+) or a field of the method's config where it may vary
+    (PTI's ``pivot.space``), and :func:`project` takes it as an argument.
 
     Example:
-        >>> from types import SimpleNamespace
-        >>> s = settings_from_config(SimpleNamespace(pivot_steps=7, deterministic_render=True), "pivot_")
-        >>> s.steps, s.deterministic_render, s.lr
-        (7, True, 0.01)
-    """
-    values = {}
-    for f in dataclasses.fields(ProjectorSettings):
-        for name in (prefix + f.name, f.name):
-            if hasattr(config, name):
-                values[f.name] = getattr(config, name)
-                break
-    return ProjectorSettings(**{**values, **fixed})
-
-
-@dataclass
-class LatentOptConfig(MethodConfig):
-    """Configuration of a latent-optimisation method (``w_opt``, ``wplus_opt``).
-
-    Defaults are the PTI projector's (StyleGAN2-ADA ``project``, as PTI calls it).
+        >>> cfg = ProjectorConfig(steps=7, deterministic_render=True)
+        >>> cfg.steps, cfg.lr, cfg.lpips_nets()
+        (7, 0.01, ['vgg'])
+        >>> ProjectorConfig(lr_rampup_length=0.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: lr_rampup_length must be > 0, got 0.0
     """
 
     steps: int = 450
-    """Optimisation steps (PTI's ``first_inv_steps``: 450)."""
+    """Optimisation steps (PTI's ``first_inv_steps``: 450; the EG3D ports: 500)."""
     lr: float = 0.01
-    """Peak learning rate (the projector's ``initial_learning_rate``)."""
+    """Peak learning rate (the projector's ``initial_learning_rate``): the effective rate."""
     lr_schedule: Literal["ramp", "constant"] = "ramp"
     """``ramp``: linear ramp-up and cosine ramp-down around ``lr`` (official); ``constant``: ``lr`` throughout."""
     adam_init_lr: float = 5e-3
-    """Rate Adam is created with (PTI's ``first_inv_lr``). Under the ramp it is overwritten at every step and never takes effect (official quirk, kept)."""
+    """Rate Adam is created with (PTI's ``first_inv_lr``). Under the ramp it is overwritten at every step and never
+    takes effect (official quirk, kept)."""
     lr_rampdown_length: float = 0.25
     """Fraction of the steps over which the cosine ramp-down runs."""
     lr_rampup_length: float = 0.05
@@ -266,13 +222,12 @@ class LatentOptConfig(MethodConfig):
     noise_ramp_length: float = 0.75
     """Fraction of the steps after which the latent noise is 0 (quadratic decay)."""
     optimize_noise: bool = True
-    """Re-draw and optimise the backbone's noise buffers with the latent (official)."""
+    """Re-draw and optimise the backbone's noise buffers with the latent (official). PTI and the methods discard them
+    afterwards unless told otherwise."""
     noise_reg_weight: float = 1e5
     """Weight of the noise regulariser (official 1e5)."""
-    return_noise: bool = False
-    """Put the optimised noise buffers into the inversion (``generator_delta``). Off: like PTI's pivot, the result is the latent alone, rendered with the generator's own noise."""
     lpips_net: Literal["vgg", "alex"] = "vgg"
-    """LPIPS trunk of the perceptual loss (the projector: VGG16)."""
+    """LPIPS trunk of the perceptual loss (official: NVIDIA's VGG16 LPIPS; we use the ``lpips`` package's VGG)."""
     lpips_weight: float = 1.0
     """Weight of the LPIPS loss."""
     lpips_resolution: int | None = 256
@@ -285,32 +240,43 @@ class LatentOptConfig(MethodConfig):
     """Mapped samples for ``w_avg`` and ``w_std`` (PTI passes 600)."""
     w_avg_seed: int = 123
     """Seed of the ``np.random.RandomState`` drawing those samples (official 123)."""
+    conditioning: Literal["frontal", "input"] = "frontal"
+    """Camera the mapping is conditioned on for ``w_avg`` and ``w_std``: ``frontal`` (the frontal pose
+    with the image's intrinsics: HFGI3D's EG3D projector, GOAE's ``c_front``) or ``input`` (the
+    image's own camera, as EG3D's W projector ports condition)."""
     deterministic_render: bool = False
     """Render without the renderer's random depth jitter while optimising (the official code jitters)."""
-    allow_random_lpips: bool = False
-    """Use a seeded random LPIPS trunk instead of the ImageNet one, present or not (tests, weightless runs); outputs then say ``lpips_random_weights``."""
-
-    def projector_settings(self, space: Space, layer_spread_weight: float = 0.0) -> ProjectorSettings:
-        """The :class:`ProjectorSettings` of this config in ``space``."""
-        return settings_from_config(self, space=space, layer_spread_weight=layer_spread_weight)
 
     def __post_init__(self) -> None:
         check_positive(steps=self.steps, w_avg_samples=self.w_avg_samples, lr_rampup_length=self.lr_rampup_length,
                        lr_rampdown_length=self.lr_rampdown_length, noise_ramp_length=self.noise_ramp_length)
         check_non_negative(lr=self.lr, lpips_weight=self.lpips_weight, mse_weight=self.mse_weight,
                            noise_reg_weight=self.noise_reg_weight, w_avg_reg_weight=self.w_avg_reg_weight)
+        parent = getattr(super(), "__post_init__", None)  # cooperative: method configs inherit other bases
+        if parent is not None:
+            parent()
+
+    def lpips_nets(self) -> list[Net]:
+        """The LPIPS trunk the loss needs: ``[lpips_net]`` when ``lpips_weight > 0``, else none."""
+        return [self.lpips_net] if self.lpips_weight > 0 else []
+
+    def perceptual(self, allow_random: bool = False) -> PerceptualLoss | None:
+        """The LPIPS loss module of this config, or ``None`` without LPIPS (a missing trunk raises
+        ``MissingWeightsError`` here, before any image, unless ``allow_random``)."""
+        nets = self.lpips_nets()
+        return PerceptualLoss(build_lpips(nets[0], allow_random), self.lpips_resolution) if nets else None
 
 
 def check_positive(**values: float) -> None:
+    """Raise ``ValueError`` naming the first value that is not > 0 (:func:`warpinv.checks.check_min`)."""
     for name, value in values.items():
-        if not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value}")
+        check_min(value, 0, name, strict=True)
 
 
 def check_non_negative(**values: float) -> None:
+    """Raise ``ValueError`` naming the first value that is < 0 or NaN (:func:`warpinv.checks.check_min`)."""
     for name, value in values.items():
-        if not value >= 0:
-            raise ValueError(f"{name} must be >= 0, got {value}")
+        check_min(value, 0, name)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,20 +302,27 @@ class Projection:
     last: dict[str, float] = field(default_factory=dict)
 
 
-def loss_terms(s: ProjectorSettings, image: Tensor, target: Tensor, mask: Tensor | None, latent: Tensor,
-               noise: dict[str, Tensor], stats: LatentStats, perceptual: PerceptualLoss | None) -> dict[str, Tensor]:
-    """The unweighted loss terms with a non-zero weight (names match ``<name>_weight`` settings)."""
+def loss_weights(config: ProjectorConfig, layer_spread_weight: float = 0.0) -> dict[str, float]:
+    """The weight of each loss term of :func:`loss_terms`, by term name."""
+    return {"lpips": config.lpips_weight, "mse": config.mse_weight, "noise_reg": config.noise_reg_weight,
+            "w_avg_reg": config.w_avg_reg_weight, "layer_spread": layer_spread_weight}
+
+
+def loss_terms(weights: dict[str, float], space: Space, image: Tensor, target: Tensor, mask: Tensor | None,
+               latent: Tensor, noise: dict[str, Tensor], stats: LatentStats,
+               perceptual: PerceptualLoss | None) -> dict[str, Tensor]:
+    """The unweighted loss terms with a non-zero weight in ``weights`` (:func:`loss_weights`)."""
     terms: dict[str, Tensor] = {}
-    if s.lpips_weight > 0:
+    if weights["lpips"] > 0:
         assert perceptual is not None
         terms["lpips"] = perceptual(image, target, mask).sum()  # official: the squared feature distance, summed
-    if s.mse_weight > 0:
+    if weights["mse"] > 0:
         terms["mse"] = masked_mse(image, target, mask)
-    if noise and s.noise_reg_weight > 0:
+    if noise and weights["noise_reg"] > 0:
         terms["noise_reg"] = noise_regularization(noise.values())
-    if s.w_avg_reg_weight > 0:
+    if weights["w_avg_reg"] > 0:
         terms["w_avg_reg"] = latent_distance(latent, stats.w_avg.to(latent.device))
-    if s.layer_spread_weight > 0 and s.space == "w+":
+    if weights["layer_spread"] > 0 and space == "w+":
         terms["layer_spread"] = layer_spread(latent)
     return terms
 
@@ -358,12 +331,15 @@ def project(
     G: EG3DGenerator,
     target: Tensor,
     camera: Tensor,
-    settings: ProjectorSettings,
+    config: ProjectorConfig,
     stats: LatentStats,
     *,
+    space: Space,
     perceptual: PerceptualLoss | None = None,
     mask: Tensor | None = None,
     start: Tensor | None = None,
+    layer_spread_weight: float = 0.0,
+    neural_rendering_resolution: int | None = None,
     callback: StepCallback | None = None,
 ) -> Projection:
     """Fit a latent so that ``G`` renders ``target`` from ``camera``.
@@ -372,25 +348,29 @@ def project(
         G: the generator (not modified; no gradient flows into its parameters).
         target: ``(1, 3, R, R)`` in ``[-1, 1]`` at the generator's resolution.
         camera: ``(1, 25)`` the camera to render from.
-        settings: schedule, losses and rendering options.
+        config: schedule, losses and rendering options.
         stats: ``w_avg`` (the default start) and ``w_std`` (the latent noise scale).
-        perceptual: the LPIPS loss (needed when ``settings.lpips_weight > 0``).
+        space: ``"w"`` (one latent broadcast to every layer) or ``"w+"`` (one per layer).
+        perceptual: the LPIPS loss (needed when ``config.lpips_weight > 0``).
         mask: ``(1, 1, R, R)`` valid pixels, or ``None``.
         start: ``(1, 1, w_dim)`` or ``(1, num_ws, w_dim)`` start latent instead of ``w_avg``.
+        layer_spread_weight: weight of the spread of the W+ layers around their mean (W+ only).
+        neural_rendering_resolution: raw render size; ``None`` keeps the generator's.
         callback: called after every step with the step index and that step's loss terms.
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the image gets a failed row).
     """
-    s = settings
+    s = config
     if s.lpips_weight > 0 and perceptual is None:
         raise ValueError("lpips_weight > 0 needs a perceptual loss module")
-    if s.space not in ("w", "w+"):
-        raise ValueError(f"space must be 'w' or 'w+', got {s.space!r}")
+    if space not in ("w", "w+"):
+        raise ValueError(f"space must be 'w' or 'w+', got {space!r}")
+    weights = loss_weights(s, layer_spread_weight)
     device = target.device
     num_ws = G.num_ws
     start = (stats.w_avg if start is None else start).detach().to(device, torch.float32)
-    if s.space == "w":
+    if space == "w":
         start = start[:, :1]
     elif start.shape[1] == 1:
         start = start.repeat(1, num_ws, 1)
@@ -402,7 +382,7 @@ def project(
         noise = {name: torch.randn_like(state[name]).requires_grad_(True) for name in backbone_noise_names(G)}
     params = [latent, *noise.values()]
     constant = s.lr_schedule == "constant"
-    optimizer = torch.optim.Adam(params, betas=s.betas, lr=s.lr if constant else s.adam_init_lr)
+    optimizer = torch.optim.Adam(params, betas=ADAM_BETAS, lr=s.lr if constant else s.adam_init_lr)
 
     last: dict[str, float] = {}
     with frozen(G):
@@ -412,13 +392,13 @@ def project(
                 group["lr"] = lr
             scale = latent_noise_scale(step, s.steps, stats.w_std, s.noise_factor, s.noise_ramp_length)
             w = latent + torch.randn_like(latent) * scale
-            ws = w.expand(-1, num_ws, -1) if s.space == "w" else w
-            with substituted_buffers(G, noise):
-                image = synthesize(G, ws, camera, neural_rendering_resolution=s.neural_rendering_resolution,
+            ws = w.expand(-1, num_ws, -1) if space == "w" else w
+            with substituted_tensors(G, noise):
+                image = synthesize(G, ws, camera, neural_rendering_resolution=neural_rendering_resolution,
                                    deterministic=s.deterministic_render)["image"]
 
-            terms = loss_terms(s, image, target, mask, latent, noise, stats, perceptual)
-            loss = sum((getattr(s, f"{k}_weight") * v for k, v in terms.items()), torch.zeros((), device=device))
+            terms = loss_terms(weights, space, image, target, mask, latent, noise, stats, perceptual)
+            loss = sum((weights[k] * v for k, v in terms.items()), torch.zeros((), device=device))
             check_finite(loss, step)
 
             optimizer.zero_grad(set_to_none=True)
@@ -433,7 +413,7 @@ def project(
                 callback(step, last)
 
     final = latent.detach()
-    ws = final.expand(-1, num_ws, -1).clone() if s.space == "w" else final.clone()
+    ws = final.expand(-1, num_ws, -1).clone() if space == "w" else final.clone()
     return Projection(ws=ws, latent=final.clone(), noise={k: v.detach() for k, v in noise.items()},
                       steps=s.steps, last=last)
 
@@ -456,26 +436,35 @@ class ItemProjection:
     projection: Projection
 
 
-def project_item(G: EG3DGenerator, item: InversionItem, settings: ProjectorSettings, *, w_avg_samples: int,
-                 w_avg_seed: int, perceptual: PerceptualLoss | None = None,
+def project_item(G: EG3DGenerator, item: InversionItem, config: ProjectorConfig, *, space: Space,
+                 perceptual: PerceptualLoss | None = None, layer_spread_weight: float = 0.0,
+                 neural_rendering_resolution: int | None = None,
                  callback: StepCallback | None = None) -> ItemProjection:
     """Fit a latent to one dataset item: resize its image and mask to the generator's resolution,
-    compute the latent statistics with the item's intrinsics, then :func:`project` (gradients on)."""
+    compute the latent statistics (``config.w_avg_samples``, ``config.w_avg_seed``) with the item's
+    intrinsics, then :func:`project` (gradients on)."""
     with torch.enable_grad():
         target, mask = prepare_target(item, G.img_resolution)
         camera = item.camera.to(target.device, torch.float32)
-        stats = latent_stats(G, camera, w_avg_samples, w_avg_seed)
-        projection = project(G, target, camera, settings, stats, perceptual=perceptual, mask=mask, callback=callback)
+        stats = latent_stats(G, camera, config.w_avg_samples, config.w_avg_seed,
+                             conditioning=config.conditioning)
+        projection = project(G, target, camera, config, stats, space=space, perceptual=perceptual, mask=mask,
+                             layer_spread_weight=layer_spread_weight,
+                             neural_rendering_resolution=neural_rendering_resolution, callback=callback)
     return ItemProjection(target, mask, camera, stats, projection)
 
 
 __all__ = [
-    "LatentOptConfig",
-    "LatentStats",
+    "ADAM_BETAS",
     "ItemProjection",
+    "LatentStats",
     "Projection",
-    "ProjectorSettings",
+    "ProjectorConfig",
+    "Space",
+    "StepCallback",
     "backbone_noise_names",
+    "check_non_negative",
+    "check_positive",
     "frontal_camera",
     "latent_noise_scale",
     "latent_stats",
@@ -483,6 +472,5 @@ __all__ = [
     "project",
     "project_item",
     "ramp_lr",
-    "substituted_buffers",
     "synthesize",
 ]

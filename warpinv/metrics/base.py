@@ -38,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from warpinv.checks import check_image, check_mask, check_same_device, check_same_shape
+
 __all__ = [
     "METRICS",
     "DEFAULT_RESOLUTION",
@@ -117,69 +119,27 @@ def check_images(images: Tensor, name: str, *, clamp: bool = False) -> Tensor:
     Args:
         images: ``(N, 3, H, W)`` or one ``(3, H, W)`` image.
         name: what to call it in error messages (``pred``, ``target``).
-        clamp: clamp to [-1, 1] (predictions) instead of refusing values outside it (targets).
-            Values beyond +-``PRED_LIMIT`` are refused either way.
+        clamp: clamp to [-1, 1] (predictions) instead of refusing values outside it (targets; slack
+            ``RANGE_TOLERANCE``). Values beyond +-``PRED_LIMIT`` are refused either way.
 
     Raises:
         TypeError: not a tensor.
         ValueError: wrong dimensions or channels, empty, not floating point, NaN/Inf, out of range.
+
+    Example:
+        >>> check_images(torch.full((3, 4, 4), 1.2), "pred", clamp=True).amax().item()
+        1.0
     """
-    if not isinstance(images, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
-    if images.ndim == 3:
-        images = images.unsqueeze(0)
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"{name} must be (N, 3, H, W) or (3, H, W) RGB, got shape {tuple(images.shape)}")
-    if images.shape[0] == 0 or images.shape[2] == 0 or images.shape[3] == 0:
-        raise ValueError(f"{name} is empty, shape {tuple(images.shape)}")
-    if not images.is_floating_point():
-        raise ValueError(f"{name} must be a floating tensor in [-1, 1], got dtype {images.dtype} "
-                         "(convert uint8 with x.float() / 127.5 - 1)")
-    if not bool(torch.isfinite(images).all()):
-        raise ValueError(f"{name} contains NaN or Inf values")
-    low, high = images.min().item(), images.max().item()
-    limit = PRED_LIMIT if clamp else 1.0 + RANGE_TOLERANCE
-    if low < -limit or high > limit:
-        hint = " ([0, 255] images: x / 127.5 - 1)" if high > 2 else " ([0, 1] images: x * 2 - 1)"
-        raise ValueError(f"{name} must lie in [-1, 1], found values in [{low:.4g}, {high:.4g}]{hint}")
-    return images.clamp(-1.0, 1.0) if clamp else images
-
-
-def check_mask(mask: Tensor | None, images: Tensor) -> Tensor | None:
-    """Validate a validity mask for ``images (N, 3, H, W)``; return it as float ``(N, 1, H, W)`` or ``None``.
-
-    Accepts ``(N, 1, H, W)``, and ``(1, H, W)`` for a single image; bool or float in [0, 1]
-    (1 = valid pixel; fractional values act as weights). Every image needs a valid pixel.
-    """
-    if mask is None:
-        return None
-    if not isinstance(mask, Tensor):
-        raise TypeError(f"mask must be a torch.Tensor, got {type(mask).__name__}")
-    if mask.ndim == 3 and images.shape[0] == 1:
-        mask = mask.unsqueeze(0)
-    n, _, height, width = images.shape
-    if mask.shape != (n, 1, height, width):
-        raise ValueError(f"mask must be (N, 1, H, W) = {(n, 1, height, width)} to match the images, "
-                         f"got {tuple(mask.shape)}")
-    mask = mask.to(images.dtype) if mask.dtype == torch.bool else mask
-    if not mask.is_floating_point():
-        raise ValueError(f"mask must be bool or float in [0, 1], got dtype {mask.dtype}")
-    if not bool(torch.isfinite(mask).all()) or mask.min().item() < 0 or mask.max().item() > 1:
-        raise ValueError("mask values must be finite and in [0, 1] (1 = valid pixel)")
-    empty = (mask.flatten(1).sum(1) == 0).nonzero().flatten().tolist()
-    if empty:
-        raise ValueError(f"mask has no valid pixel for image(s) {empty}")
-    return mask.to(images.dtype)
+    return check_image(images, name, tolerance=RANGE_TOLERANCE,
+                       clamp_within=(-PRED_LIMIT, PRED_LIMIT) if clamp else None)
 
 
 def check_pair(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
     """Validate a prediction/target pair (+ mask): same shape, target in [-1, 1], prediction clamped."""
     target = check_images(target, "target")
     pred = check_images(pred, "pred", clamp=True)
-    if pred.shape != target.shape:
-        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
-    if pred.device != target.device:
-        raise ValueError(f"pred is on {pred.device} but target is on {target.device}")
+    check_same_shape(pred, target)
+    check_same_device(pred, target)
     return pred, target.to(pred.dtype), check_mask(mask, target)
 
 

@@ -61,6 +61,7 @@ from warpinv.cameras import (
     to_ibrnet_camera,
     unpack_label,
 )
+from warpinv.checks import check_choice, check_min, check_shape, check_weights_or_random
 from warpinv.metrics.base import Metric, MetricInfo, check_images, check_mask, register_metric, resize
 from warpinv.metrics.ibrnet import IBRNet
 from warpinv.metrics.image import PSNR, SSIM
@@ -103,17 +104,23 @@ class RenderCache:
         self._store: dict[tuple[Any, ...], dict[str, Tensor]] = {}
 
     @classmethod
-    def from_inversion(cls, G: torch.nn.Module, inversion: Any, **synthesis_kwargs: Any) -> RenderCache:
-        """A cache rendering ``inversion.render(G, c, ...)`` with ``deterministic=True`` and
-        ``noise_mode="const"`` unless overridden; ``ray_range`` from ``G.rendering_kwargs``.
+    def from_inversion(cls, G: torch.nn.Module, inversion: Any,
+                       neural_rendering_resolution: int | None = None) -> RenderCache:
+        """A cache rendering a plain latent inversion (``ws`` plus its ``generator_delta``) with
+        :class:`~warpinv.methods.rendering.LatentRenderer`: deterministic, ``noise_mode="const"``;
+        ``ray_range`` from ``G.rendering_kwargs``.
 
+        A method that renders its inversions its own way is cached with
+        ``RenderCache(method.renderer(inversion), ray_range=...)`` instead, as the harness does.
         Note that passing ``neural_rendering_resolution`` sets ``G.neural_rendering_resolution`` (an
         official side effect of EG3D's synthesis).
         """
-        kwargs = {"deterministic": True, "noise_mode": "const", **synthesis_kwargs}
+        from warpinv.methods.rendering import LatentRenderer  # lazy: methods build on metrics
+
         rendering = getattr(G, "rendering_kwargs", {})
         ray_range = (float(rendering["ray_start"]), float(rendering["ray_end"])) if "ray_start" in rendering else None
-        return cls(lambda c: inversion.render(G, c, **kwargs), ray_range=ray_range)
+        return cls(LatentRenderer(G, inversion, neural_rendering_resolution=neural_rendering_resolution),
+                   ray_range=ray_range)
 
     @staticmethod
     def _key(cameras: Tensor) -> tuple[Any, ...]:
@@ -141,10 +148,11 @@ class RenderCache:
 
 
 def _check_camera(camera: Tensor) -> Tensor:
-    if not isinstance(camera, Tensor) or camera.shape not in ((25,), (1, 25)):
-        shape = tuple(camera.shape) if isinstance(camera, Tensor) else type(camera).__name__
-        raise ValueError(f"camera must be the input view's (1, 25) EG3D label, got {shape}")
-    return camera.reshape(1, 25)
+    """The input view's label as ``(1, 25)`` (a bare ``(25,)`` label is accepted)."""
+    if isinstance(camera, Tensor) and camera.shape == (25,):
+        camera = camera[None]
+    check_shape(camera, "1 25", "camera", note=" (the input view's EG3D label)")
+    return camera
 
 
 def _views(views: Tensor | None) -> Tensor:
@@ -245,16 +253,12 @@ class IBRNetConsistency(Metric):
                  views: Tensor | None = None, depth_range: tuple[float, float] | None = None,
                  chunk_size: int = 2048, lpips_weights: str | os.PathLike[str] | None = None) -> None:
         super().__init__()
-        if reference not in ("input", "render"):
-            raise ValueError(f"reference must be 'input' (the input image) or 'render' (the method's render), "
-                             f"got {reference!r}")
+        check_choice(reference, {"input": "the input image", "render": "the method's render"}, "reference")
         if resolution is not None and (not isinstance(resolution, int) or resolution < MIN_RESOLUTION):
             raise ValueError(f"resolution must be None (render resolution) or an int >= {MIN_RESOLUTION}, "
                              f"got {resolution!r}")
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        if weights is not None and allow_random:
-            raise ValueError("pass either weights=PATH or allow_random=True, not both")
+        check_min(chunk_size, 1, "chunk_size")
+        check_weights_or_random(weights, allow_random)
         if depth_range is not None and not 0 < depth_range[0] < depth_range[1]:
             raise ValueError(f"depth_range must be (near, far) with 0 < near < far, got {depth_range}")
         self.reference, self.resolution, self.chunk_size = reference, resolution, chunk_size
@@ -315,8 +319,7 @@ class IBRNetConsistency(Metric):
         if target is None:
             raise ValueError("reference='input' needs the input image (target); or build with reference='render'")
         target = check_images(target, "target")
-        if target.shape[0] != 1:
-            raise ValueError(f"target must be one image (1, 3, H, W), got {tuple(target.shape)}")
+        check_shape(target, "1 3 H W", "target", note=" (one image)")
         return target, check_mask(mask, target)
 
     @torch.no_grad()
@@ -383,10 +386,8 @@ class ReprojectionConsistency(Metric):
                  image: Literal["image_raw", "image"] = "image_raw", occlusion_tol: float = 0.03) -> None:
         super().__init__()
         del allow_random, seed
-        if image not in ("image_raw", "image"):
-            raise ValueError(f"image must be 'image_raw' or 'image', got {image!r}")
-        if not occlusion_tol >= 0:
-            raise ValueError(f"occlusion_tol must be >= 0, got {occlusion_tol}")
+        check_choice(image, ("image_raw", "image"), "image")
+        check_min(occlusion_tol, 0, "occlusion_tol")
         self.views = _views(views)
         self.image, self.occlusion_tol = image, occlusion_tol
 

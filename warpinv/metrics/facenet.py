@@ -36,6 +36,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from warpinv.checks import check_choice, check_weights_or_random
 from warpinv.metrics.base import MetricInfo, PairMetric, composite, register_metric, resize
 
 __all__ = ["FaceNetIdentity", "CROP_BOX", "INPUT_SIZE", "WEIGHT_NAME", "WEIGHT_FILE", "facenet_standardize"]
@@ -98,10 +99,8 @@ class FaceNetIdentity(PairMetric):
                  crop: Crop = "center") -> None:
         super().__init__(None)
         self.info = type(self).info  # computed at 160 whatever the input size
-        if crop not in ("center", "mtcnn", "full"):
-            raise ValueError(f"crop must be 'center', 'mtcnn' or 'full', got {crop!r}")
-        if weights is not None and allow_random:
-            raise ValueError("pass either weights=PATH or allow_random=True, not both")
+        check_choice(crop, ("center", "mtcnn", "full"), "crop")
+        check_weights_or_random(weights, allow_random)
         from facenet_pytorch import InceptionResnetV1
 
         self.crop = crop

@@ -58,6 +58,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from warpinv.checks import check_batch, check_min, check_range, check_shape
 from warpinv.metrics.ibrnet_net import (
     IBRNetMLP,
     ResUNet,
@@ -88,10 +89,8 @@ def camera_rays(camera: Tensor, pixel_uv: Tensor) -> tuple[Tensor, Tensor]:
         ``ray_o (N, 3)`` (the camera centre, repeated) and ``ray_d (N, 3)`` = ``R K^-1 [u, v, 1]``
         (not normalised; camera-space z = 1).
     """
-    if camera.shape != (CAMERA_DIM,):
-        raise ValueError(f"camera must be ({CAMERA_DIM},) = [H, W, K 4x4, cam2world 4x4], got {tuple(camera.shape)}")
-    if pixel_uv.ndim != 2 or pixel_uv.shape[1] != 2:
-        raise ValueError(f"pixel_uv must be (N, 2) (column, row), got {tuple(pixel_uv.shape)}")
+    check_shape(camera, str(CAMERA_DIM), "camera", note=" = [H, W, K 4x4, cam2world 4x4]")
+    check_shape(pixel_uv, "N 2", "pixel_uv", note=" of (column, row) positions")
     intrinsics = camera[2:18].reshape(4, 4)[:3, :3]
     cam2world = camera[18:34].reshape(4, 4)
     pixels = torch.cat([pixel_uv.to(camera.dtype), torch.ones_like(pixel_uv[:, :1], dtype=camera.dtype)], dim=1)
@@ -179,10 +178,8 @@ class IBRNet(nn.Module):
         three network entries unwrapped, ``strict=True``; returned in eval mode.
         """
         if path is None:
-            try:
-                from warpinv.weights import resolve
-            except ImportError:  # registry not re-exported by the package
-                from warpinv.weights.registry import resolve
+            from warpinv.weights import resolve
+
             path = resolve("ibrnet")
         checkpoint = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
         if not isinstance(checkpoint, Mapping):
@@ -254,8 +251,7 @@ class IBRNet(nn.Module):
         src_rgbs = self._check_rgbs(src_rgbs)
         src_cameras = self._check_cameras(src_cameras, src_rgbs)
         near, far = self._check_depth_range(depth_range)
-        if chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        check_min(chunk_size, 1, "chunk_size")
         if features is None:
             features = self.feature_net(src_rgbs.permute(0, 3, 1, 2))
         features = self._check_features(features, src_rgbs.shape[0])
@@ -323,36 +319,25 @@ class IBRNet(nn.Module):
         return x.to(device=ref.device, dtype=ref.dtype)
 
     def _check_rays(self, ray_o: Tensor, ray_d: Tensor) -> tuple[Tensor, Tensor]:
-        for name, t in (("ray_o", ray_o), ("ray_d", ray_d)):
-            if t.ndim != 2 or t.shape[1] != 3:
-                raise ValueError(f"{name} must be (N, 3), got {tuple(t.shape)}")
-        if ray_o.shape[0] != ray_d.shape[0]:
-            raise ValueError(f"ray_o and ray_d must have the same N, got {ray_o.shape[0]} and {ray_d.shape[0]}")
+        check_shape(ray_o, "N 3", "ray_o")
+        check_shape(ray_d, "N 3", "ray_d")
+        check_batch(ray_d, ray_o.shape[0], "ray_d", "ray_o")
         if ray_o.shape[0] == 0:
             raise ValueError("no rays given (N = 0)")
         return self._as_model_tensor(ray_o, "ray_o"), self._as_model_tensor(ray_d, "ray_d")
 
     def _check_rgbs(self, src_rgbs: Tensor) -> Tensor:
-        if src_rgbs.ndim != 4 or src_rgbs.shape[-1] != 3:
-            raise ValueError(f"src_rgbs must be (V, H, W, 3) channels-last RGB, got {tuple(src_rgbs.shape)}")
+        check_shape(src_rgbs, "V H W 3", "src_rgbs", note=" of channels-last RGB")
         if src_rgbs.shape[0] < 2:
             raise ValueError(f"IBRNet needs at least 2 source views, got {src_rgbs.shape[0]}")
         src_rgbs = self._as_model_tensor(src_rgbs, "src_rgbs")
-        lo, hi = float(src_rgbs.min()), float(src_rgbs.max())
-        if not (lo >= 0.0 and hi <= 1.0):  # also catches NaN
-            raise ValueError(
-                f"src_rgbs must be in [0, 1] (IBRNet uses no normalisation), got values in [{lo:.4g}, {hi:.4g}]; "
-                "convert [-1, 1] images with (x + 1) / 2"
-            )
+        check_range(src_rgbs, "src_rgbs", (0.0, 1.0))  # IBRNet uses no normalisation; NaN fails too
         return src_rgbs
 
     def _check_cameras(self, src_cameras: Tensor, src_rgbs: Tensor) -> Tensor:
         n_views, height, width = src_rgbs.shape[:3]
-        if src_cameras.ndim != 2 or src_cameras.shape != (n_views, CAMERA_DIM):
-            raise ValueError(
-                f"src_cameras must be (V={n_views}, {CAMERA_DIM}) = [H, W, K 4x4, cam2world 4x4] per view, "
-                f"got {tuple(src_cameras.shape)}"
-            )
+        check_shape(src_cameras, f"V {CAMERA_DIM}", "src_cameras", sizes={"V": n_views},
+                    note=" = [H, W, K 4x4, cam2world 4x4] per view")
         src_cameras = self._as_model_tensor(src_cameras, "src_cameras")
         sizes = src_cameras[:, :2]
         if not bool(((sizes[:, 0] == height) & (sizes[:, 1] == width)).all()):

@@ -42,7 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from warpinv.metrics.base import MetricInfo, WrappedPairMetric, register_metric
+from warpinv.checks import check_same_device, check_same_shape, check_shape, check_weights_or_random
+from warpinv.metrics.base import MetricInfo, WrappedPairMetric, check_images, register_metric
 from warpinv.metrics.irse50 import EMBEDDING_DIM, INPUT_SIZE, IRSE50
 
 __all__ = [
@@ -67,8 +68,6 @@ CROP_COLS = (32, 220)
 #: Registry name and published file name of the weights.
 WEIGHT_NAME = "arcface-ir-se50"
 WEIGHT_FILE = "model_ir_se50.pth"
-#: Slack allowed outside [-1, 1] (float rounding of conversions such as ``x / 127.5 - 1``).
-RANGE_TOLERANCE = 1e-4
 
 
 _PROTOCOL = (
@@ -97,10 +96,8 @@ def arcface_preprocess(images: Tensor) -> Tensor:
     Raises:
         ValueError: the input is not ``(N, 3, 256, 256)``.
     """
-    if not isinstance(images, Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (3, RESOLUTION, RESOLUTION):
-        shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-        raise ValueError(f"arcface_preprocess expects (N, 3, {RESOLUTION}, {RESOLUTION}) images, got {shape}; "
-                         "resize with resize_to_metric_resolution() first")
+    check_shape(images, f"N 3 {RESOLUTION} {RESOLUTION}", "arcface_preprocess input",
+                note="; resize with resize_to_metric_resolution() first")
     crop = images[:, :, CROP_ROWS[0]:CROP_ROWS[1], CROP_COLS[0]:CROP_COLS[1]]
     return F.adaptive_avg_pool2d(crop, (INPUT_SIZE, INPUT_SIZE))
 
@@ -167,7 +164,8 @@ def load_irse50_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     else:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(raw, Mapping) or not all(isinstance(v, Tensor) for v in raw.values()):
-        raise ValueError(f"{str(path)!r} is not a state dict of tensors (expected the bare state dict of {WEIGHT_FILE})")
+        raise ValueError(f"{str(path)!r} is not a state dict of tensors "
+                         f"(expected the bare state dict of {WEIGHT_FILE})")
     state = dict(raw)
     for key in [k for k in state if k.endswith(".running_var")]:
         state.setdefault(key[: -len("running_var")] + "num_batches_tracked", torch.zeros((), dtype=torch.long))
@@ -195,32 +193,9 @@ def _resolve_default_weights() -> Path:
 # ------------------------------------------------------------------------------------------ input checks
 
 
-def _check_images(images: Tensor, name: str) -> Tensor:
-    """Validate one image batch and return it as ``(N, 3, H, W)`` (a single ``(3, H, W)`` image gets N=1)."""
-    if not isinstance(images, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}")
-    if images.ndim == 3:
-        images = images.unsqueeze(0)
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"{name} must be (N, 3, H, W) or (3, H, W) RGB, got shape {tuple(images.shape)}")
-    if images.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch")
-    if not images.is_floating_point():
-        raise ValueError(f"{name} must be a floating tensor in [-1, 1], got dtype {images.dtype} "
-                         "(convert uint8 with x.float() / 127.5 - 1)")
-    if not torch.isfinite(images).all():
-        raise ValueError(f"{name} contains NaN or Inf values")
-    low, high = images.min().item(), images.max().item()
-    if low < -1.0 - RANGE_TOLERANCE or high > 1.0 + RANGE_TOLERANCE:
-        raise ValueError(f"{name} must lie in [-1, 1], found values in [{low:.4g}, {high:.4g}] "
-                         "(clamp generator outputs; map [0, 1] images with x * 2 - 1)")
-    return images
-
-
 def _check_pair(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    pred, target = _check_images(pred, "pred"), _check_images(target, "target")
-    if pred.shape != target.shape:
-        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    pred, target = check_images(pred, "pred"), check_images(target, "target")
+    check_same_shape(pred, target)
     return pred, target
 
 
@@ -276,8 +251,7 @@ class ArcFaceIdentity(nn.Module):
 
     def __init__(self, weights: str | Path | None = None, allow_random: bool = False, *, seed: int = 0) -> None:
         super().__init__()
-        if weights is not None and allow_random:
-            raise ValueError("pass either weights=PATH or allow_random=True, not both")
+        check_weights_or_random(weights, allow_random)
         if allow_random:
             self.net = _new_network().randomize_(seed)
             self.random_weights, self.source = True, f"random weights (seed {seed})"
@@ -311,13 +285,11 @@ class ArcFaceIdentity(nn.Module):
         Returns:
             ``(N, 512)`` unit-norm embeddings.
         """
-        return self._embed(_check_images(images, "images"))
+        return self._embed(check_images(images, "images"))
 
     def _embed(self, images: Tensor) -> Tensor:
         parameter = next(self.net.parameters())
-        if images.device != parameter.device:
-            raise ValueError(f"images are on {images.device} but the metric is on {parameter.device}; "
-                             "move it with metric.to(device)")
+        check_same_device(images, parameter, ("images", "the metric"), hint="; move it with metric.to(device)")
         crops = arcface_preprocess(resize_to_metric_resolution(images.to(parameter.dtype)))
         embedding = self.net(crops)
         assert embedding.shape[1] == EMBEDDING_DIM

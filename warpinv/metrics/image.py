@@ -35,6 +35,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from warpinv.checks import check_choice
 from warpinv.metrics.base import DEFAULT_RESOLUTION, MetricInfo, PairMetric, composite, masked_mean, register_metric
 
 __all__ = ["MSE", "PSNR", "SSIM", "MSSSIM", "SSIM_WINDOW", "SSIM_SIGMA"]
@@ -142,9 +143,7 @@ class SSIM(PairMetric):
     )
 
     def __init__(self, variant: Literal["same", "valid"] = "same", resolution: int | None = DEFAULT_RESOLUTION) -> None:
-        if variant not in ("same", "valid"):
-            raise ValueError(f"SSIM variant must be 'same' (torchmetrics) or 'valid' (TF / pytorch_msssim), "
-                             f"got {variant!r}")
+        check_choice(variant, {"same": "torchmetrics", "valid": "TF / pytorch_msssim"}, "SSIM variant")
         super().__init__(resolution, self._VALID_INFO if variant == "valid" else type(self).info)
         self.variant = variant
 

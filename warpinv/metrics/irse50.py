@@ -23,6 +23,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from warpinv.checks import check_shape
+
 __all__ = ["IRSE50", "IRSEBlock", "SqueezeExcite", "STAGES", "EMBEDDING_DIM", "INPUT_SIZE"]
 
 #: (in_channels, out_channels, units) of the four stages of IR-SE50.
@@ -131,9 +133,8 @@ class IRSE50(nn.Module):
         self.body = _body()
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != 3 or x.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
-            raise ValueError(f"IRSE50 expects (N, 3, {INPUT_SIZE}, {INPUT_SIZE}) inputs, got {tuple(x.shape)}; "
-                             "use arcface_preprocess() on 256x256 images first")
+        check_shape(x, f"N 3 {INPUT_SIZE} {INPUT_SIZE}", "IRSE50 input",
+                    note="; use arcface_preprocess() on 256x256 images first")
         features = self.output_layer(self.body(self.input_layer(x)))
         return features / features.norm(p=2, dim=1, keepdim=True)
 

@@ -18,6 +18,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from warpinv.checks import check_choice, check_same_shape, check_shape
+
 Net = Literal["alex", "vgg"]
 TRUNK_WEIGHTS = {"alex": "torchvision-alexnet", "vgg": "torchvision-vgg16"}
 
@@ -44,8 +46,7 @@ class LPIPS(nn.Module):
     def __init__(self, net: Net = "alex", trunk: str | os.PathLike[str] | None = None,
                  allow_random: bool = False, seed: int = 0) -> None:
         super().__init__()
-        if net not in TRUNK_WEIGHTS:
-            raise ValueError(f"LPIPS net must be 'alex' or 'vgg', got {net!r}")
+        check_choice(net, tuple(TRUNK_WEIGHTS), "LPIPS net")
         import lpips  # imported here: the package is only needed once a metric or loss is built
 
         self.net_name = net
@@ -59,15 +60,15 @@ class LPIPS(nn.Module):
             load_trunk(self.model.net, torch.load(trunk_path, map_location="cpu", weights_only=True))
         self.model.eval().requires_grad_(False)
 
-    def train(self, mode: bool = True) -> "LPIPS":
+    def train(self, mode: bool = True) -> LPIPS:
         super().train(mode)
         self.model.eval()  # dropout stays off: LPIPS is a fixed metric
         return self
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         """``a``, ``b``: ``(N, 3, H, W)`` in ``[-1, 1]`` -> ``(N,)``."""
-        if a.shape != b.shape or a.ndim != 4 or a.shape[1] != 3:
-            raise ValueError(f"LPIPS expects two (N, 3, H, W) tensors of equal shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        check_shape(a, "N 3 H W", "a")
+        check_same_shape(a, b, ("a", "b"))
         return self.model(a, b, normalize=False).reshape(-1)
 
 

@@ -6,10 +6,11 @@ inversion at those cameras and score each view against its ground truth with the
 metrics (PSNR, SSIM, LPIPS by default), per view.
 
 Example:
-    >>> rendered = torch.zeros(2, 3, 64, 64); truth = rendered.clone()
-    >>> rows = score_novel_views(rendered, truth, metrics=("psnr",), names=["left", "right"])
-    >>> rows
-    [{'view': 'left', 'psnr': inf}, {'view': 'right', 'psnr': inf}]
+    >>> import torch
+    >>> truth = torch.zeros(2, 3, 64, 64)
+    >>> rendered = truth.clone(); rendered[1] += 0.2   # the second view is off by 0.1 in [0, 1] units
+    >>> score_novel_views(rendered, truth, metrics=("psnr",), names=["left", "right"])
+    [{'view': 'left', 'psnr': inf}, {'view': 'right', 'psnr': 20.0}]
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 from torch import Tensor
 
+from warpinv.checks import check_shape
 from warpinv.metrics.base import PairMetric, build_metric
 
 __all__ = ["DEFAULT_NOVEL_VIEW_METRICS", "score_novel_views"]
@@ -25,9 +27,9 @@ DEFAULT_NOVEL_VIEW_METRICS = ("psnr", "ssim", "lpips_alex")
 
 
 def _as_views(images: Tensor, name: str) -> Tensor:
+    """``(1, V, C, H, W)`` (one image's views, as batched by the loader) -> ``(V, C, H, W)``; others unchanged."""
     if isinstance(images, Tensor) and images.ndim == 5:
-        if images.shape[0] != 1:
-            raise ValueError(f"{name} must be (V, 3, H, W) or (1, V, 3, H, W) for one image, got {tuple(images.shape)}")
+        check_shape(images, "1 V C H W", name, note=" for one image, or (V, C, H, W)")
         images = images[0]
     return images
 
@@ -63,9 +65,7 @@ def score_novel_views(
     """
     rendered, ground_truth = _as_views(rendered, "rendered"), _as_views(ground_truth, "ground_truth")
     masks = None if masks is None else _as_views(masks, "masks")
-    if not isinstance(rendered, Tensor) or rendered.ndim != 4:
-        raise ValueError(f"rendered must be (V, 3, H, W), got {getattr(rendered, 'shape', type(rendered).__name__)}")
-    n_views = rendered.shape[0]
+    n_views = check_shape(rendered, "V 3 H W", "rendered")["V"]
     names = [f"view{i}" for i in range(n_views)] if names is None else list(names)
     if len(names) != n_views:
         raise ValueError(f"got {len(names)} view names for {n_views} views")

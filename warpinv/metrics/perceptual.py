@@ -9,11 +9,15 @@ resized to 256x256 (antialiased bilinear, metrics.md §6), AlexNet trunk for rec
 eval uses the VGG trunk at the render resolution (``lpips_vgg``, ``resolution=None``). With a mask, the
 prediction is composited onto the target outside the mask (LPIPS has no per-pixel average to mask).
 
-Example:
+Example (a seeded random trunk, so the values are not perceptual distances; they show the interface):
+    >>> import torch
     >>> m = LPIPSMetric("alex", allow_random=True, resolution=64)
-    >>> x = torch.rand(1, 3, 64, 64) * 2 - 1
-    >>> m(x, x).item()
-    0.0
+    >>> x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    >>> d = m(x, x.flip(0))
+    >>> d.shape, m.random_weights
+    (torch.Size([2]), True)
+    >>> m(x, x).abs().max().item() < 1e-6, bool((d > 0).all())
+    (True, True)
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from typing import Any
 
 from torch import Tensor
 
+from warpinv.checks import check_choice, check_weights_or_random
 from warpinv.metrics.base import DEFAULT_RESOLUTION, MetricInfo, PairMetric, composite, register_metric
 from warpinv.metrics.lpips import LPIPS, TRUNK_WEIGHTS, Net
 
@@ -70,10 +75,8 @@ class LPIPSMetric(PairMetric):
 
     def __init__(self, net: Net = "alex", weights: str | os.PathLike[str] | None = None, allow_random: bool = False,
                  seed: int = 0, resolution: int | None = DEFAULT_RESOLUTION) -> None:
-        if net not in LPIPS_INFOS:
-            raise ValueError(f"LPIPS net must be 'alex' or 'vgg', got {net!r}")
-        if weights is not None and allow_random:
-            raise ValueError("pass either weights=PATH or allow_random=True, not both")
+        check_choice(net, tuple(LPIPS_INFOS), "LPIPS net")
+        check_weights_or_random(weights, allow_random)
         super().__init__(resolution, LPIPS_INFOS[net])
         self.lpips = LPIPS(net, trunk=weights, allow_random=allow_random, seed=seed)
         self.random_weights = self.lpips.random_weights

@@ -1,47 +1,82 @@
-"""Pretrained weights: a registry of every file warpinv can use, offline lookup, verification, fetching.
+"""Pretrained weights: a catalogue of every file warpinv can use, offline lookup, verification, fetching.
 
 Nothing is downloaded implicitly: :func:`resolve` only searches the disk (explicit path >
 ``$WARPINV_WEIGHTS`` > torch hub cache > installed package data) and raises
 :class:`MissingWeightsError` with instructions; :func:`fetch` downloads only when called
-(``warpinv weights fetch NAME``). See ``warpinv/weights/README.md`` for the table of entries.
+(``warpinv weights fetch NAME``). See ``warpinv/weights/README.md`` for the modules and the table of
+entries. Import public names from here, not from the modules:
+
+- ``specs``: :class:`WeightSpec`, :class:`PublishedChecksum` (what a file is);
+- ``catalogue``: :data:`REGISTRY` (every known file), :func:`get_spec`, :func:`register`, :func:`registered`;
+- ``store``: offline lookup and verification (:func:`resolve`, :func:`locate`, :func:`check`, errors);
+- ``digests``: :func:`sha256_file` and the stamp-cached :func:`file_digests`;
+- ``download``: :func:`fetch`, the only code that touches the network;
+- ``atomic``: write a file through a temporary file renamed into place.
 
 The pickle reader and converter (``network_pickle``, ``generator_file``) are separate modules of this
-package and are not imported here.
+package and are not imported here (they need torch at import time).
 """
 from __future__ import annotations
 
-from warpinv.weights.registry import (
-    REGISTRY,
-    ChecksumError,
+from warpinv.weights.catalogue import REGISTRY, UnknownWeightError, get_spec, register, registered
+from warpinv.weights.digests import CACHE_ENV, file_digests, sha256_file
+from warpinv.weights.download import (
+    OFFLINE_ENV,
     FetchError,
     ManualDownloadError,
-    MissingWeightsError,
     OfflineError,
-    PublishedChecksum,
-    UnknownWeightError,
-    WeightSpec,
+    default_fetch_dir,
+    fetch,
+)
+from warpinv.weights.specs import PublishedChecksum, WeightSpec
+from warpinv.weights.store import (
+    STATUS_MISMATCH,
+    STATUS_MISSING,
+    STATUS_UNREADABLE,
+    STATUS_UNVERIFIED,
+    STATUS_VERIFIED,
+    WEIGHTS_ENV,
+    ChecksumError,
+    MissingWeightsError,
+    SearchLocation,
     WeightStatus,
     check,
-    fetch,
-    get_spec,
-    registered,
+    locate,
     resolve,
+    search_locations,
+    verify_file,
 )
 
 __all__ = [
+    "CACHE_ENV",
+    "OFFLINE_ENV",
     "REGISTRY",
+    "STATUS_MISMATCH",
+    "STATUS_MISSING",
+    "STATUS_UNREADABLE",
+    "STATUS_UNVERIFIED",
+    "STATUS_VERIFIED",
+    "WEIGHTS_ENV",
     "ChecksumError",
     "FetchError",
     "ManualDownloadError",
     "MissingWeightsError",
     "OfflineError",
     "PublishedChecksum",
+    "SearchLocation",
     "UnknownWeightError",
     "WeightSpec",
     "WeightStatus",
     "check",
+    "default_fetch_dir",
     "fetch",
+    "file_digests",
     "get_spec",
+    "locate",
+    "register",
     "registered",
     "resolve",
+    "search_locations",
+    "sha256_file",
+    "verify_file",
 ]

@@ -7,12 +7,14 @@ runs the group on its own (tests, scripts).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from warpinv.weights.registry import (
+from warpinv.weights import (
     REGISTRY,
     STATUS_MISMATCH,
     STATUS_MISSING,
@@ -170,10 +172,24 @@ def _cmd_check(ns: argparse.Namespace) -> int:
     return 1 if (ns.strict and missing) else 0
 
 
+@contextmanager
+def _log_messages_to(out: TextIO) -> Iterator[None]:
+    """Show the weights package's log messages (an unverifiable download's sha256) on ``out``, unadorned."""
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    package_logger = logging.getLogger("warpinv.weights")
+    package_logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        package_logger.removeHandler(handler)
+
+
 def _cmd_fetch(ns: argparse.Namespace) -> int:
     out = _out(ns)
     try:
-        path = fetch(ns.name, dest_dir=ns.dest, progress=not ns.no_progress)
+        with _log_messages_to(out):
+            path = fetch(ns.name, dest_dir=ns.dest, progress=not ns.no_progress)
     except UnknownWeightError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -24,7 +24,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from warpinv.weights.network_pickle import NetworkPickle, read_network_pickle, sha256_file
+from warpinv.weights.atomic import atomic_path
+from warpinv.weights.digests import sha256_file
+from warpinv.weights.network_pickle import NetworkPickle, read_network_pickle
 
 __all__ = ["FORMAT", "GeneratorFile", "convert_network_pickle", "effective_init_kwargs", "read_generator_file",
            "save_generator_file"]
@@ -71,13 +73,8 @@ def save_generator_file(
         TypeError: init_kwargs that JSON cannot encode.
     """
     metadata = _metadata(state_dict, init_kwargs, neural_rendering_resolution, extra or {})
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_path(path) as tmp:
         save_file(_storable(state_dict), tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _metadata(
@@ -175,8 +172,16 @@ def convert_network_pickle(src: str | os.PathLike, dst: str | os.PathLike, key: 
 
     Returns:
         What was written, read back from ``dst``.
+
+    Raises:
+        ValueError: ``dst`` is ``src`` (the source would be overwritten), or the network holds no
+            tensors (nothing a generator could be built from).
     """
+    if Path(dst).resolve() == Path(src).resolve():
+        raise ValueError(f"the destination {dst} is the source pickle itself; choose another file name")
     net = read_network_pickle(src, key)
+    if not net.state_dict:
+        raise ValueError(f"{src}: network {key!r} holds no tensors; it is not a trained generator")
     extra = {
         "source": Path(src).name,
         "source_sha256": sha256_file(src),

@@ -18,7 +18,6 @@ order, bit-identical tensors), the constructor kwargs and the rendering attribut
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
@@ -32,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from warpinv.weights.digests import sha256_file  # re-exported: other packages import it from here
+
 __all__ = [
     "NetworkPickle",
     "RestrictedUnpickler",
@@ -42,7 +43,6 @@ __all__ = [
 
 # The official writer uses protocol 4; anything below 2 predates the format.
 _MIN_PROTOCOL = 2
-_HASH_CHUNK = 1 << 20
 
 
 class UnsafePickleError(RuntimeError):
@@ -290,15 +290,6 @@ class RestrictedUnpickler(pickle.Unpickler):
 # --------------------------------------------------------------------------------------------
 # Reading a file
 # --------------------------------------------------------------------------------------------
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_network_pickle_data(path: str | os.PathLike) -> Any:

@@ -3,7 +3,8 @@
 - :mod:`.detect`: facenet-pytorch MTCNN (weights from the wheel), batched;
 - :mod:`.align`: EG3D's in-the-wild crop geometry from 5 landmarks (POS fit, 1024 -> 700 -> 512);
 - :mod:`.pose`: the camera from the 5 landmarks against the 3D 5-point template (PnP or POS);
-- :mod:`.prepare`: the pipeline, statuses and ``prepare_report.json``.
+- :mod:`.prepare`: the settings and the pipeline, in stages;
+- :mod:`.report`: statuses, ``dataset.json`` and ``prepare_report.json``, the run's summary.
 """
 from __future__ import annotations
 

@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
+from warpinv.checks import check_finite, check_shape
+
 #: 5-point 3D template (left eye, right eye, nose tip, mouth left, mouth right) as ``load_lm3d``
 #: returns it; x right, y up, z toward the viewer (the nose has the largest z). "Left" is the
 #: image-left point (the subject's right), the order MTCNN reports.
@@ -68,10 +70,8 @@ class AlignmentError(ValueError):
 def check_landmarks(landmarks: np.ndarray) -> np.ndarray:
     """``(5, 2)`` finite float array, else :class:`AlignmentError`."""
     lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.shape != (5, 2):
-        raise AlignmentError(f"landmarks must have shape (5, 2), got {lm.shape}")
-    if not np.isfinite(lm).all():
-        raise AlignmentError("landmarks contain NaN or inf")
+    check_shape(lm, "5 2", "landmarks", error=AlignmentError)
+    check_finite(lm, "landmarks", error=AlignmentError)
     return lm
 
 

@@ -45,7 +45,7 @@ class Face:
         """``width + height``, EG3D's ``batch_mtcnn.py`` criterion for "the biggest face"."""
         return float((self.box[2] - self.box[0]) + (self.box[3] - self.box[1]))
 
-    def scaled(self, factor: float) -> "Face":
+    def scaled(self, factor: float) -> Face:
         """The detection with coordinates divided by ``factor`` (detection scale -> photo scale)."""
         return Face(tuple(float(v) / factor for v in self.box), self.confidence, self.landmarks / factor)
 

@@ -10,22 +10,25 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from warpinv.backbone import EG3DGenerator
-from warpinv.methods.base import Inversion, InversionItem, InversionMethod, register_method
-from warpinv.methods.losses import PerceptualLoss, build_lpips, lpips_trunk_weights
-from warpinv.methods.projector import (
-    LatentOptConfig,
-    Projection,
-    ProjectorSettings,
-    Space,
-    StepCallback,
-    project_item,
-)
-from warpinv.metrics.lpips import Net
+from warpinv.methods.base import Inversion, InversionItem, InversionMethod, MethodConfig, register_method
+from warpinv.methods.losses import PerceptualLoss, lpips_trunk_weights
+from warpinv.methods.projector import Projection, ProjectorConfig, Space, StepCallback, project_item
 
 
 @dataclass
-class WOptConfig(LatentOptConfig):
-    """W optimisation. Defaults: PTI's projector (``danielroich/PTI`` ``w_projector.project``)."""
+class WOptConfig(ProjectorConfig, MethodConfig):
+    """W optimisation. Defaults: PTI's projector (``danielroich/PTI`` ``w_projector.project``).
+
+    The projector's fields (:class:`~warpinv.methods.projector.ProjectorConfig`) are this config's
+    own, flat: ``methods.w_opt.steps=16``.
+    """
+
+    return_noise: bool = False
+    """Put the optimised noise buffers into the inversion (``generator_delta``). Off: like PTI's pivot, the result is
+    the latent alone, rendered with the generator's own noise."""
+    allow_random_lpips: bool = False
+    """Use a seeded random LPIPS trunk instead of the ImageNet one, present or not (tests, weightless runs); outputs
+    then say ``lpips_random_weights``."""
 
 
 @register_method
@@ -36,36 +39,32 @@ class WOpt(InversionMethod):
     Config = WOptConfig
     #: The latent space optimised.
     space: ClassVar[Space] = "w"
-    #: Config fields that set the compute budget (the harness reports reductions of these).
+    #: Config fields (dotted paths) that set the compute budget (the harness reports reductions of these).
     budget_fields: ClassVar[tuple[str, ...]] = ("steps",)
 
     def __init__(self, config: WOptConfig, generator: EG3DGenerator) -> None:
         super().__init__(config, generator)
         self.config: WOptConfig = config
-        nets = self.lpips_nets(config)
-        self.perceptual: PerceptualLoss | None = None
-        if nets:  # built here so missing weights fail before any image
-            self.perceptual = PerceptualLoss(build_lpips(nets[0], config.allow_random_lpips), config.lpips_resolution)
+        # Built here so that missing weights fail before any image is touched.
+        self.perceptual: PerceptualLoss | None = config.perceptual(config.allow_random_lpips)
         #: Optional per-step hook ``callback(step, terms)`` (logging, tests).
         self.step_callback: StepCallback | None = None
-
-    @staticmethod
-    def lpips_nets(config: WOptConfig) -> list[Net]:
-        """The LPIPS trunk the loss builds: ``[lpips_net]`` when ``lpips_weight > 0``, else none."""
-        return [config.lpips_net] if config.lpips_weight > 0 else []
 
     @classmethod
     def required_weights(cls, config: WOptConfig) -> list[str]:
         """Registry names of the weight files building this method resolves (read by the preflight)."""
-        return lpips_trunk_weights(cls.lpips_nets(config), config.allow_random_lpips)
+        return lpips_trunk_weights(config.lpips_nets(), config.allow_random_lpips)
 
-    def projector_settings(self) -> ProjectorSettings:
-        return self.config.projector_settings(self.space)
+    @property
+    def layer_spread_weight(self) -> float:
+        """Weight of the W+ layer-spread regulariser (none in W)."""
+        return 0.0
 
     def invert(self, item: InversionItem) -> Inversion:
         cfg = self.config
-        proj = project_item(self.G, item, self.projector_settings(), w_avg_samples=cfg.w_avg_samples,
-                            w_avg_seed=cfg.w_avg_seed, perceptual=self.perceptual,
+        proj = project_item(self.G, item, cfg, space=self.space, perceptual=self.perceptual,
+                            layer_spread_weight=self.layer_spread_weight,
+                            neural_rendering_resolution=cfg.neural_rendering_resolution,
                             callback=self.step_callback).projection
         delta = proj.noise if cfg.return_noise else {}
         return Inversion(item.image_id, self.name, proj.ws, item.camera, generator_delta=delta,

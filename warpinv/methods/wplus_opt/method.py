@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from warpinv.methods.base import register_method
-from warpinv.methods.projector import ProjectorSettings, Space
+from warpinv.methods.projector import Space
 from warpinv.methods.w_opt.method import WOpt, WOptConfig
 
 
@@ -37,7 +37,8 @@ class WPlusOpt(WOpt):
     Config = WPlusOptConfig
     space: ClassVar[Space] = "w+"
 
-    def projector_settings(self) -> ProjectorSettings:
+    @property
+    def layer_spread_weight(self) -> float:
         cfg = self.config
         assert isinstance(cfg, WPlusOptConfig)
-        return cfg.projector_settings(self.space, layer_spread_weight=cfg.layer_spread_weight)
+        return cfg.layer_spread_weight

@@ -1,0 +1,115 @@
+"""Pinned numbers of ``w_opt``, ``wplus_opt`` and ``pti`` on the tiny generator.
+
+The expected values were recorded with the code before the projector and tuning stages were
+refactored into :class:`~warpinv.methods.projector.ProjectorConfig` and
+:func:`~warpinv.methods.tuning.tune_generator` (same cases, written then with the old flat
+``pivot_*`` / ``tuning_*`` keys). They pin the order of operations and the RNG consumption of each
+method, so that the default benchmark's rows do not move: any change here is a change of results.
+The cases cover the default suite's settings (pixel MSE, no exploration, deterministic renders) and
+the official ones (latent noise, optimised noise maps, random-trunk LPIPS, depth jitter, W+ pivot,
+locality regulariser).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from tests.methods.test_w_opt import tiny_render_item
+from warpinv.backbone import EG3DGenerator, build_tiny
+from warpinv.methods import Inversion, build_method
+
+SUITE_W: dict[str, Any] = {"noise_factor": 0.0, "optimize_noise": False, "deterministic_render": True,
+                           "mse_weight": 1.0, "lpips_weight": 0.0, "w_avg_samples": 100}
+
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "w_opt_suite": ("w_opt", {**SUITE_W, "steps": 4}),
+    "w_opt_official": ("w_opt", {"steps": 4, "allow_random_lpips": True, "mse_weight": 1.0, "return_noise": True,
+                                 "w_avg_reg_weight": 0.1, "w_avg_samples": 100}),
+    "wplus_opt_suite": ("wplus_opt", {**SUITE_W, "steps": 5, "layer_spread_weight": 0.5}),
+    "pti_suite": ("pti", {"pivot": {**SUITE_W, "steps": 3},
+                          "tuning": {"steps": 4, "lr": 1e-3, "lpips_weight": 0.0, "lpips_threshold": None,
+                                     "deterministic_render": True}}),
+    "pti_official": ("pti", {"allow_random_lpips": True, "pivot": {"space": "w+", "steps": 2, "w_avg_samples": 100},
+                             "tuning": {"steps": 3, "lpips_threshold": None, "locality_regularization": True,
+                                        "locality_samples": 2}}),
+}
+
+#: Recorded before the refactor (torch 2.14.1, CPU).
+EXPECTED: dict[str, dict[str, float]] = {
+    "w_opt_suite": {
+        "ws_sum": 3452.4563492797315,
+        "ws_sq": 5542.053110210805,
+        "info.last_loss": 0.29919886589050293,
+        "info.last_mse": 0.29919886589050293,
+    },
+    "w_opt_official": {
+        "ws_sum": 3452.380252223462,
+        "ws_sq": 5541.08168890745,
+        "delta_n": 13,
+        "delta_sum": 274.34519166556515,
+        "delta_abs": 197558.94473813265,
+        "info.last_loss": 22054.48828125,
+        "info.last_lpips": 0.16983968019485474,
+        "info.last_mse": 0.5433372855186462,
+    },
+    "wplus_opt_suite": {
+        "ws_sum": 3457.507687036996,
+        "ws_sq": 5566.9285921953315,
+        "info.last_loss": 0.216057687997818,
+        "info.last_mse": 0.21581344306468964,
+    },
+    "pti_suite": {
+        "ws_sum": 3453.6474647764117,
+        "ws_sq": 5545.434370642936,
+        "delta_n": 122,
+        "delta_sum": 33.54649325716855,
+        "delta_abs": 1548.3790442643094,
+        "info.pivot_last_loss": 0.4397660791873932,
+        "info.final_mse": 0.08510089665651321,
+    },
+    "pti_official": {
+        "ws_sum": 3454.758525088895,
+        "ws_sq": 5560.223768768753,
+        "delta_n": 122,
+        "delta_sum": 1.3408331212158373,
+        "delta_abs": 758.0384508218085,
+        "info.pivot_last_loss": 26390.126953125,
+        "info.final_lpips": 0.04611419886350632,
+        "info.final_mse": 0.183153435587883,
+    },
+}
+
+
+def checksums(G: EG3DGenerator, inv: Inversion) -> dict[str, float]:
+    """Sums of the latent, of the tuned tensors' changes, and the finite numbers of ``info``."""
+    base = G.state_dict()
+    out = {"ws_sum": float(inv.ws.double().sum()), "ws_sq": float(inv.ws.double().square().sum())}
+    if inv.generator_delta:
+        diffs = [v.double() - base[k].double() for k, v in inv.generator_delta.items()]
+        out["delta_n"] = len(diffs)
+        out["delta_sum"] = sum(float(d.sum()) for d in diffs)
+        out["delta_abs"] = sum(float(d.abs().sum()) for d in diffs)
+    for key, value in inv.info.items():
+        if isinstance(value, float) and math.isfinite(value):
+            out[f"info.{key}"] = value
+    return out
+
+
+@pytest.fixture(scope="module")
+def G() -> EG3DGenerator:
+    return build_tiny()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_numbers_match_the_recorded_ones(G: EG3DGenerator, case: str) -> None:
+    name, config = CASES[case]
+    item = tiny_render_item(G, seed=41, yaw=0.2, pitch=-0.05)
+    method = build_method(name, config, G)
+    torch.manual_seed(0)
+    got = checksums(G, method.invert(item))
+    assert set(got) == set(EXPECTED[case])
+    for key, value in EXPECTED[case].items():
+        assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (case, key)
