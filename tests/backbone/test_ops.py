@@ -105,6 +105,7 @@ def test_demodulation_normalises_output_scale() -> None:
     assert 0.5 < a.std().item() < 2.0
 
 
+@pytest.mark.parametrize("shape", [(3, 8, 16, 12), (6, 5, 7, 9)])
 def test_plane_grid_sample_matches_grid_sample_and_its_gradient(shape) -> None:
     from warpinv.backbone.ops import plane_grid_sample
 

@@ -254,3 +254,43 @@ def test_partial_failures_exit_0_but_are_reported() -> None:
     assert _result([ok]).exit_code == 1  # b is missing: incomplete, as before
     clean = _result([ok, {**ok, "image_id": "b"}])
     assert clean.failure_lines() == [] and clean.exit_code == 0
+
+
+def test_an_unwritable_output_ends_in_one_line_with_exit_3(capsys, suite_file, tmp_path) -> None:
+    """Issue 11: a read-only output folder gave a raw traceback."""
+    import os
+
+    if os.geteuid() == 0:  # root writes through permission bits: simulate the refusal instead
+        import warpinv.bench.runner as runner
+
+        def refuse(*_a, **_k):
+            raise PermissionError(13, "Permission denied", str(tmp_path / "out"))
+
+        mp = pytest.MonkeyPatch()
+        mp.setattr(runner, "output_lock", refuse)
+    else:
+        mp = None
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out").chmod(0o500)
+    path, _ = suite_file()
+    try:
+        assert run_bench_cli(["bench", str(path), "--quiet"]) == 3
+    finally:
+        if mp is not None:
+            mp.undo()
+    err = capsys.readouterr().err
+    assert err.startswith("warpinv bench: cannot write") and "not writable" in err and "Traceback" not in err
+
+
+def test_a_generator_file_that_does_not_fit_its_kwargs_names_the_file(tmp_path) -> None:
+    from warpinv.backbone import build_tiny, load_generator
+    from warpinv.backbone.loading import GeneratorLoadError
+    from warpinv.weights.generator_file import save_generator_file
+
+    G = build_tiny()
+    state = dict(G.state_dict())
+    state.pop("decoder.net.2.bias")
+    path = tmp_path / "broken.safetensors"
+    save_generator_file(path, state, dict(G.init_kwargs), G.neural_rendering_resolution)
+    with pytest.raises(GeneratorLoadError, match="broken.safetensors: its tensors do not match .*decoder.net.2.bias"):
+        load_generator(path)

@@ -9,6 +9,7 @@ from tests.bench.conftest import write_suite
 from warpinv.backbone import build_tiny
 from warpinv.bench.preflight import PreflightError, preflight
 from warpinv.bench.suite import load_suite, resolve_methods
+from warpinv.config import from_dict
 from warpinv.methods import METHODS, build_method
 
 ALEX, VGG = "torchvision-alexnet", "torchvision-vgg16"
@@ -62,4 +63,4 @@ def test_declared_weights_are_the_trunks_the_build_resolves(name: str, config: d
     monkeypatch.setattr(lpips_module, "_resolve_trunk", record)
     build_method(name, config, tiny)
     cls = METHODS[name]
-    assert sorted(set(resolved)) == sorted(cls.required_weights(cls.Config(**config)))
+    assert sorted(set(resolved)) == sorted(cls.required_weights(from_dict(cls.Config, config)))

@@ -43,6 +43,8 @@ class ToyConfig(MethodConfig):
 
 
 class BenchToy(InversionMethod):
+    """Test method: w_avg plus a seeded offset; can fail, be killed and count its images on request."""
+
     name = "bench_toy"
     Config = ToyConfig
     budget_fields = ("steps",)

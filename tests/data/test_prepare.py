@@ -302,7 +302,7 @@ def test_the_celebahq_suite_accepts_a_prepared_folder(prepared, tmp_path: Path) 
 
     _, dst, _ = prepared
     suite = yaml.safe_load((PROJECT_ROOT / "experiments" / "bench" / "celebahq.yaml").read_text())
-    suite["dataset"] = {**suite["dataset"], "root": str(dst), "split": None}
+    suite["dataset"] = {**suite["dataset"], "root": str(dst), "split": None, "images": None}
     suite.update(generator="tiny", methods={"toy": {"method": "bench_toy"}}, metrics=["psnr"],
                  require_metric_weights=False, output=str(tmp_path / "out"), save_images=0, save_inversions=False,
                  views={**suite["views"], "multiview": False}, wandb={"enabled": False})

@@ -85,6 +85,20 @@ def _load_preset(name: str) -> EG3DGenerator:
     return _load_file(resolve(preset.weights))
 
 
+class GeneratorLoadError(ValueError):
+    """A generator file whose tensors do not fit the generator its own kwargs build (the message
+    names the file and the first mismatches)."""
+
+
+def _load_strict(G: EG3DGenerator, state: Any, path: Path) -> None:
+    try:
+        G.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        lines = [line.strip() for line in str(err).splitlines()[1:4] if line.strip()]
+        raise GeneratorLoadError(f"{path}: its tensors do not match the generator its kwargs build: "
+                                 + "; ".join(lines)) from None
+
+
 def _load_file(path: Path) -> EG3DGenerator:
     if not path.exists():
         known = ", ".join(["tiny", *[p for p in PRESETS if p != "tiny"]])
@@ -96,13 +110,13 @@ def _load_file(path: Path) -> EG3DGenerator:
 
         net = read_network_pickle(path)
         G = build_generator(effective_init_kwargs(net), net.neural_rendering_resolution)
-        G.load_state_dict(net.state_dict, strict=True)
+        _load_strict(G, net.state_dict, path)
     elif suffix == ".safetensors":
         from warpinv.weights.generator_file import read_generator_file
 
         gf = read_generator_file(path)
         G = build_generator(gf.init_kwargs, gf.neural_rendering_resolution)
-        G.load_state_dict(gf.state_dict, strict=True)
+        _load_strict(G, gf.state_dict, path)
     else:
         raise ValueError(f"cannot load a generator from {path.name!r}: expected an official .pkl or a converted "
                          ".safetensors (see `warpinv weights convert`)")

@@ -1,10 +1,18 @@
 """``warpinv bench`` and ``warpinv sweep``.
 
 The main ``warpinv`` command mounts them with :func:`add_bench_parser` and :func:`add_sweep_parser`;
-each handler is stored as ``func`` on the namespace and returns an exit code (0 ok, 2 for a config or
-preflight error, printed without a traceback; ``bench``: 1 when a method has no successful image or
-misses images of the split -- the leaderboard is still written, and failed images are reported on
-stderr whatever the exit code). :func:`run_bench_cli` runs them on their own.
+each handler is stored as ``func`` on the namespace and returns an exit code, every error ending in
+one ``warpinv bench: ...`` line with a hint, never a traceback:
+
+- 0: the run finished (failed images, if any, are reported on stderr);
+- 1: ``bench`` only: a method has no successful image or misses images of the split (the
+  leaderboard is still written);
+- 2: the suite cannot run: a config, preflight or dataset error, a refused pickle, a generator file
+  that does not match its kwargs, an output folder held by another run;
+- 3: the output cannot be written (read-only folder, disk full): what was written stays, and a
+  rerun resumes.
+
+:func:`run_bench_cli` runs them on their own.
 """
 from __future__ import annotations
 
@@ -105,10 +113,29 @@ def _errors() -> tuple[type[BaseException], ...]:
     from warpinv.bench.runner import OutputLockedError
     from warpinv.config import ConfigError
     from warpinv.data import DatasetError
+    from warpinv.backbone.loading import GeneratorLoadError
     from warpinv.weights import ChecksumError, MissingWeightsError
+    from warpinv.weights.network_pickle import UnsafePickleError
 
     return (ConfigError, PreflightError, MissingWeightsError, ChecksumError, SplitMismatchError, DatasetError,
-            OutputLockedError)
+            OutputLockedError, UnsafePickleError, GeneratorLoadError)
+
+
+def _write_error(command: str, err: OSError) -> int:
+    """Exit 3 with one line for an output that cannot be written; any other ``OSError`` propagates."""
+    import errno
+
+    hints = {errno.ENOSPC: "the disk is full: free space (or choose another `output`) and rerun to resume",
+             errno.EDQUOT: "the disk quota is used up: free space (or choose another `output`) and rerun to resume",
+             errno.EACCES: "the output folder is not writable: choose another `output`",
+             errno.EPERM: "the output folder is not writable: choose another `output`",
+             errno.EROFS: "the output folder is on a read-only file system: choose another `output`"}
+    if err.errno not in hints:
+        raise err
+    hint = hints[err.errno]
+    print(f"warpinv {command}: cannot write {err.filename or 'the output'}: {err.strerror or err}; {hint}",
+          file=sys.stderr)
+    return 3
 
 
 def _cmd_bench(ns: argparse.Namespace) -> int:
@@ -145,6 +172,8 @@ def _cmd_bench(ns: argparse.Namespace) -> int:
     except _errors() as err:
         print(f"warpinv bench: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        return _write_error("bench", err)
     for line in result.failure_lines():
         print(f"warpinv bench: {line}", file=sys.stderr)
     if result.methods_without_success:
@@ -171,6 +200,8 @@ def _cmd_sweep(ns: argparse.Namespace) -> int:
     except _errors() as err:
         print(f"warpinv sweep: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        return _write_error("sweep", err)
     return 0
 
 
