@@ -108,12 +108,12 @@ def show_progress(quiet: bool) -> None:
 
 
 def _errors() -> tuple[type[BaseException], ...]:
+    from warpinv.backbone.loading import GeneratorLoadError
     from warpinv.bench.preflight import PreflightError
     from warpinv.bench.rows import SplitMismatchError
     from warpinv.bench.runner import OutputLockedError
     from warpinv.config import ConfigError
     from warpinv.data import DatasetError
-    from warpinv.backbone.loading import GeneratorLoadError
     from warpinv.weights import ChecksumError, MissingWeightsError
     from warpinv.weights.network_pickle import UnsafePickleError
 
