@@ -279,3 +279,18 @@ def test_an_unreadable_image_fails_alone_with_its_file_named(suite_file, tmp_pat
     assert inputs[name]["error"].startswith("unreadable input:") and name in inputs[name]["error"]
     assert [i for i, r in inputs.items() if r["status"] == "ok"] == [i for i in inputs if i != name]
     assert result.exit_code == 0 and any(name in line or "unreadable" in line for line in result.failure_lines())
+
+
+@pytest.mark.ddp
+def test_a_dead_rank_ends_in_one_line_and_the_rerun_resumes(suite_file, tmp_path) -> None:
+    """Issue 11: one killed rank (os._exit, as the OOM killer does) gave a raw traceback."""
+    path, out = suite_file(cpu_processes=2, plugins=["tests.bench.toy"])
+    env = {**os.environ, KILL_ENV: "1", "WANDB_MODE": "disabled"}
+    proc = subprocess.run([sys.executable, "-m", "warpinv", "bench", str(path), "--quiet"], cwd=PROJECT_ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 4, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("warpinv bench: a worker process died with exit code 137") and "rerun" in last
+    assert "Traceback" not in proc.stderr
+    result = run_bench(path, quiet=True)
+    assert len({r["image_id"] for r in result.rows if r["status"] == "ok"}) == N_IMAGES

@@ -127,3 +127,10 @@ def test_an_image_listed_as_another_images_mask_is_an_error(make_dataset: MakeDa
     _, report = validate_dataset(root)
     assert any("'img1.png'" in e and "mask" in e and "labels[1]" in e for e in report.errors), report.format()
     json.loads((root / "dataset.json").read_text())
+
+
+def test_a_200000_deep_dataset_json_is_a_clean_error(tmp_path: Path) -> None:
+    """Issue 11: a deeply nested dataset.json ended in a RecursionError traceback."""
+    (tmp_path / "dataset.json").write_text('{"labels": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    with pytest.raises(DatasetError, match="nested too deeply"):
+        InversionDataset(tmp_path)

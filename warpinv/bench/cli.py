@@ -10,7 +10,9 @@ one ``warpinv bench: ...`` line with a hint, never a traceback:
 - 2: the suite cannot run: a config, preflight or dataset error, a refused pickle, a generator file
   that does not match its kwargs, an output folder held by another run;
 - 3: the output cannot be written (read-only folder, disk full): what was written stays, and a
-  rerun resumes.
+  rerun resumes;
+- 4: a worker process (a DDP rank) died, e.g. killed by the system for memory: the images the other
+  ranks finished are on disk, and a rerun resumes.
 
 :func:`run_bench_cli` runs them on their own.
 """
@@ -121,6 +123,19 @@ def _errors() -> tuple[type[BaseException], ...]:
             OutputLockedError, UnsafePickleError, GeneratorLoadError)
 
 
+def _dead_rank(command: str, err: Exception) -> int:
+    """Exit 4 with one line when a worker process died; any other error propagates."""
+    from torch.multiprocessing import ProcessExitedException
+
+    if not isinstance(err, ProcessExitedException):
+        raise err
+    code = getattr(err, "exit_code", None)
+    why = " (killed: SIGKILL, often the out-of-memory killer)" if code in (137, -9) else ""
+    print(f"warpinv {command}: a worker process died with exit code {code}{why}; the images other processes "
+          "finished are saved: rerun the same command to resume", file=sys.stderr)
+    return 4
+
+
 def _write_error(command: str, err: OSError) -> int:
     """Exit 3 with one line for an output that cannot be written; any other ``OSError`` propagates."""
     import errno
@@ -174,6 +189,8 @@ def _cmd_bench(ns: argparse.Namespace) -> int:
         return 2
     except OSError as err:
         return _write_error("bench", err)
+    except Exception as err:  # noqa: BLE001 - only a dead rank is handled; anything else re-raises
+        return _dead_rank("bench", err)
     for line in result.failure_lines():
         print(f"warpinv bench: {line}", file=sys.stderr)
     if result.methods_without_success:
@@ -202,6 +219,8 @@ def _cmd_sweep(ns: argparse.Namespace) -> int:
         return 2
     except OSError as err:
         return _write_error("sweep", err)
+    except Exception as err:  # noqa: BLE001 - only a dead rank is handled; anything else re-raises
+        return _dead_rank("sweep", err)
     return 0
 
 
