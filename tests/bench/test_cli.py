@@ -1,6 +1,7 @@
 """The bench/sweep command line, preflight messages, and wandb mode resolution."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -256,30 +257,32 @@ def test_partial_failures_exit_0_but_are_reported() -> None:
     assert clean.failure_lines() == [] and clean.exit_code == 0
 
 
-def test_an_unwritable_output_ends_in_one_line_with_exit_3(capsys, suite_file, tmp_path) -> None:
-    """Issue 11: a read-only output folder gave a raw traceback."""
-    import os
+@pytest.mark.parametrize(("errno_name", "hint"), [("EACCES", "not writable"), ("ENOSPC", "the disk is full")])
+def test_an_unwritable_output_ends_in_one_line_with_exit_3(capsys, suite_file, tmp_path, monkeypatch,
+                                                           errno_name: str, hint: str) -> None:
+    """Issue 11: a read-only output folder or a full disk gave a raw traceback."""
+    import errno
 
-    if os.geteuid() == 0:  # root writes through permission bits: simulate the refusal instead
-        import warpinv.bench.runner as runner
+    import warpinv.bench.runner as runner
 
-        def refuse(*_a, **_k):
-            raise PermissionError(13, "Permission denied", str(tmp_path / "out"))
+    def refuse(*_a, **_k):
+        raise OSError(getattr(errno, errno_name), os.strerror(getattr(errno, errno_name)), str(tmp_path / "out"))
 
-        mp = pytest.MonkeyPatch()
-        mp.setattr(runner, "output_lock", refuse)
-    else:
-        mp = None
-        (tmp_path / "out").mkdir()
-        (tmp_path / "out").chmod(0o500)
+    monkeypatch.setattr(runner, "output_lock", refuse)  # root writes through permission bits: simulate
     path, _ = suite_file()
-    try:
-        assert run_bench_cli(["bench", str(path), "--quiet"]) == 3
-    finally:
-        if mp is not None:
-            mp.undo()
+    assert run_bench_cli(["bench", str(path), "--quiet"]) == 3
     err = capsys.readouterr().err
-    assert err.startswith("warpinv bench: cannot write") and "not writable" in err and "Traceback" not in err
+    assert err.startswith("warpinv bench: cannot write") and hint in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_hostile_generator_pickle_ends_in_one_line_with_exit_2(capsys, suite_file, tmp_path) -> None:
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(b"\x80\x04cbuiltins\nexec\nX\x05\x00\x00\x001+1\n\x85R.")
+    path, out = suite_file(generator=str(evil))
+    assert run_bench_cli(["bench", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("warpinv bench:") and "refused global builtins.exec" in err and "Traceback" not in err
 
 
 def test_a_generator_file_that_does_not_fit_its_kwargs_names_the_file(tmp_path) -> None:

@@ -63,6 +63,9 @@ class MethodConfig:
     checkpoint: str | None = None
     """Trained weights of the method (a ``.safetensors`` file of :meth:`InversionMethod.save_checkpoint`); their content
     hash is part of the config hash."""
+    allow_random_lpips: bool = False
+    """Use seeded random LPIPS trunks instead of the ImageNet ones in the method's losses, present or not
+    (tests, weightless runs); outputs then say ``lpips_random_weights``. Methods without LPIPS ignore it."""
 
 
 @dataclass

@@ -57,9 +57,6 @@ class PTIConfig(MethodConfig):
     """Stage 1, the pivot: the projector's settings and ``space``."""
     tuning: TuningConfig = field(default_factory=TuningConfig)
     """Stage 2, tuning the generator at the pivot."""
-    allow_random_lpips: bool = False
-    """Use seeded random LPIPS trunks instead of the ImageNet ones, present or not (tests, weightless runs); outputs
-    then say ``lpips_random_weights``."""
 
 
 @register_method

@@ -26,9 +26,6 @@ class WOptConfig(ProjectorConfig, MethodConfig):
     return_noise: bool = False
     """Put the optimised noise buffers into the inversion (``generator_delta``). Off: like PTI's pivot, the result is
     the latent alone, rendered with the generator's own noise."""
-    allow_random_lpips: bool = False
-    """Use a seeded random LPIPS trunk instead of the ImageNet one, present or not (tests, weightless runs); outputs
-    then say ``lpips_random_weights``."""
 
 
 @register_method
