@@ -14,6 +14,8 @@ from tests.helpers import require_fixture
 from warpinv.backbone import EG3DGenerator
 from warpinv.backbone.renderer import march
 
+pytestmark = pytest.mark.golden
+
 ATOL = {"ws": 1e-5, "rays": 1e-6, "planes": 1e-5, "features": 1e-5, "raw": 2e-5, "image": 5e-5}
 
 

@@ -1,0 +1,68 @@
+"""The depth-to-mesh step of HFGI3D's pseudo views against ``../shared/fixtures/hfgi3d`` (recorded by
+running the official ``generate_multi_views.py``). Every size and setting comes from the files."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.helpers import require_fixture
+from warpinv.geometry import camera_to_world, depth_to_mesh, pixel_intrinsics, quantize_depth_mm, resize_depth
+
+pytestmark = pytest.mark.golden
+
+
+@pytest.fixture(scope="module")
+def depth2mesh_io() -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(require_fixture("hfgi3d", "depth2mesh_io.safetensors")), "pt") as f:
+        return {"meta": f.metadata(), **{k: f.get_tensor(k) for k in f.keys()}}
+
+
+def test_hfgi3d_depth_png_round_trip_and_resize(depth2mesh_io: dict) -> None:
+    io = depth2mesh_io
+    size = (int(io["meta"]["H"]), int(io["meta"]["W"]))
+    metres = io["in_depth_uint16_mm"].double() / 1000.0
+    assert torch.equal(quantize_depth_mm(metres + 0.0004), io["depth_png_read_back"])  # truncation, not rounding
+    resized = resize_depth(io["depth_png_read_back"].double() / 1000.0, size)
+    torch.testing.assert_close(resized, io["depth_resized"], atol=1e-9, rtol=0)
+
+
+def test_hfgi3d_depth2mesh_vertices_and_faces(depth2mesh_io: dict) -> None:
+    io = depth2mesh_io
+    H, W = io["depth_resized"].shape
+    K = pixel_intrinsics(W, H)
+    torch.testing.assert_close(K, io["K_pixels"], atol=1e-9, rtol=0)
+    vertices, faces = depth_to_mesh(io["depth_resized"], K)
+    torch.testing.assert_close(vertices, io["vertices_cam"], atol=1e-9, rtol=0)
+    assert torch.equal(faces, io["faces"])
+    cam2world = io["camera_25"][:16].reshape(4, 4)
+    assert torch.equal(cam2world, io["cam2world"])
+    torch.testing.assert_close(camera_to_world(vertices, cam2world), io["vertices_world"], atol=1e-9, rtol=0)
+
+
+def test_float32_depth_gives_the_same_faces(depth2mesh_io: dict) -> None:
+    """The fixture's float32-port tolerance: vertices within 1e-5, faces unchanged."""
+    io = depth2mesh_io
+    H, W = io["depth_resized"].shape
+    vertices, faces = depth_to_mesh(io["depth_resized"].float(), pixel_intrinsics(W, H))
+    torch.testing.assert_close(vertices, io["vertices_cam"], atol=1e-5, rtol=0)
+    assert torch.equal(faces, io["faces"])
+
+
+def test_hfgi3d_orbit_poses_equal_the_official_ones() -> None:
+    """The 30 pseudo-view cameras: our HFGI3D orbit (3.14 for pi) against the official LookAtPoseSampler
+    recomputation and the released ``triplane_pose_30.npy`` (stored in float16)."""
+    from safetensors import safe_open
+
+    from warpinv.cameras import hfgi3d_orbit, unpack_label
+
+    with safe_open(str(require_fixture("hfgi3d", "orbit_poses.safetensors")), "pt") as f:
+        meta, io = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    labels = hfgi3d_orbit(io["triplane_pose_30_npy"].shape[0])
+    torch.testing.assert_close(labels, io["render_poses_c25"], atol=1e-6, rtol=0)
+    poses, _ = unpack_label(labels)
+    torch.testing.assert_close(poses, io["lookat_3p14"], atol=1e-6, rtol=0)
+    assert torch.equal(poses.half().float(), io["lookat_3p14_fp16"])
+    npy_gap = float(meta["npy_vs_fp16(lookat_3p14)"])
+    assert float((poses.half().float() - io["triplane_pose_30_npy"]).abs().max()) <= npy_gap + 1e-12
