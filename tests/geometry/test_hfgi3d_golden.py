@@ -66,3 +66,37 @@ def test_hfgi3d_orbit_poses_equal_the_official_ones() -> None:
     assert torch.equal(poses.half().float(), io["lookat_3p14_fp16"])
     npy_gap = float(meta["npy_vs_fp16(lookat_3p14)"])
     assert float((poses.half().float() - io["triplane_pose_30_npy"]).abs().max()) <= npy_gap + 1e-12
+
+
+@pytest.fixture(scope="module")
+def visibility_io() -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(require_fixture("hfgi3d", "visibility_io.safetensors")), "pt") as f:
+        return {"meta": f.metadata(), **{k: f.get_tensor(k) for k in f.keys()}}
+
+
+def test_hfgi3d_visibility_zbuffer_and_colours(visibility_io: dict) -> None:
+    from warpinv.geometry.visibility import project_points, sample_colors, zbuffer_visibility
+
+    io = visibility_io
+    height, width = io["in_image_uint8"].shape[:2]
+    assert height == int(io["meta"]["H"])
+    xy, z = project_points(io["in_points"], io["in_cam2world"], pixel_intrinsics(width, height))
+    torch.testing.assert_close(xy, io["xy_float_all"], atol=1e-6, rtol=0)
+    vis = zbuffer_visibility(xy, z, height, width)
+    assert torch.equal(vis.in_bounds, io["in_bounds"].bool())
+    assert torch.equal(vis.pixels, io["xy_round_kept"].long())
+    torch.testing.assert_close(vis.z, io["z_kept"][:, 0], atol=1e-6, rtol=0)
+    ours = sorted(zip(vis.pixels[vis.winner, 1].tolist(), vis.pixels[vis.winner, 0].tolist(),
+                      torch.nonzero(vis.winner).flatten().tolist()))
+    official = sorted(zip(io["zbuf_hit_yx"][:, 0].tolist(), io["zbuf_hit_yx"][:, 1].tolist(),
+                          io["zbuf_hit_index"].tolist()))
+    assert ours == official
+    assert torch.equal(vis.visible, io["visible"].bool())
+    image = (io["in_image_uint8"].double() / 255.0).float().permute(2, 0, 1)
+    kept_xy = xy[vis.in_bounds][vis.visible]
+    colors = sample_colors(image, kept_xy)
+    torch.testing.assert_close((kept_xy.float() / height * 2 - 1)[None, None], io["grid_xy_visible"], atol=1e-6,
+                               rtol=0)
+    torch.testing.assert_close(colors, io["colors_visible"], atol=1e-6, rtol=0)

@@ -1,6 +1,8 @@
 """Shared geometry of the warp-based methods (HFGI3D's pseudo views, WarpGAN's warp): depth maps to
-surfaces, in one place. Today: the depth map's file-format round trip and its triangulation
-(:mod:`warpinv.geometry.mesh`); point sampling, visibility and splatting follow (issue 12)."""
+surfaces and what a camera sees of them, in one place. Today: the depth map's file-format round trip
+and its triangulation (:mod:`warpinv.geometry.mesh`), projection, the z-buffer visibility test and
+colour sampling (:mod:`warpinv.geometry.visibility`); surface sampling, point splatting and the
+mask processing follow (issue 12)."""
 from __future__ import annotations
 
 from warpinv.geometry.mesh import (
@@ -11,6 +13,7 @@ from warpinv.geometry.mesh import (
     quantize_depth_mm,
     resize_depth,
 )
+from warpinv.geometry.visibility import Visibility, project_points, sample_colors, zbuffer_visibility
 
-__all__ = ["DEPTH_PNG_SCALE", "camera_to_world", "depth_to_mesh", "pixel_intrinsics", "quantize_depth_mm",
-           "resize_depth"]
+__all__ = ["DEPTH_PNG_SCALE", "Visibility", "camera_to_world", "depth_to_mesh", "pixel_intrinsics",
+           "project_points", "quantize_depth_mm", "resize_depth", "sample_colors", "zbuffer_visibility"]
