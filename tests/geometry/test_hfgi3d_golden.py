@@ -11,12 +11,17 @@ from warpinv.geometry import camera_to_world, depth_to_mesh, pixel_intrinsics, q
 pytestmark = pytest.mark.golden
 
 
-@pytest.fixture(scope="module")
-def depth2mesh_io() -> dict:
+def load_io(name: str) -> dict:
+    """One fixture file of ``hfgi3d/``: its tensors and, under ``meta``, its metadata."""
     from safetensors import safe_open
 
-    with safe_open(str(require_fixture("hfgi3d", "depth2mesh_io.safetensors")), "pt") as f:
+    with safe_open(str(require_fixture("hfgi3d", name)), "pt") as f:
         return {"meta": f.metadata(), **{k: f.get_tensor(k) for k in f.keys()}}
+
+
+@pytest.fixture(scope="module")
+def depth2mesh_io() -> dict:
+    return load_io("depth2mesh_io.safetensors")
 
 
 def test_hfgi3d_depth_png_round_trip_and_resize(depth2mesh_io: dict) -> None:
@@ -53,12 +58,10 @@ def test_float32_depth_gives_the_same_faces(depth2mesh_io: dict) -> None:
 def test_hfgi3d_orbit_poses_equal_the_official_ones() -> None:
     """The 30 pseudo-view cameras: our HFGI3D orbit (3.14 for pi) against the official LookAtPoseSampler
     recomputation and the released ``triplane_pose_30.npy`` (stored in float16)."""
-    from safetensors import safe_open
-
     from warpinv.cameras import hfgi3d_orbit, unpack_label
 
-    with safe_open(str(require_fixture("hfgi3d", "orbit_poses.safetensors")), "pt") as f:
-        meta, io = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    io = load_io("orbit_poses.safetensors")
+    meta = io.pop("meta")
     labels = hfgi3d_orbit(io["triplane_pose_30_npy"].shape[0])
     torch.testing.assert_close(labels, io["render_poses_c25"], atol=1e-6, rtol=0)
     poses, _ = unpack_label(labels)
@@ -70,10 +73,7 @@ def test_hfgi3d_orbit_poses_equal_the_official_ones() -> None:
 
 @pytest.fixture(scope="module")
 def visibility_io() -> dict:
-    from safetensors import safe_open
-
-    with safe_open(str(require_fixture("hfgi3d", "visibility_io.safetensors")), "pt") as f:
-        return {"meta": f.metadata(), **{k: f.get_tensor(k) for k in f.keys()}}
+    return load_io("visibility_io.safetensors")
 
 
 def test_hfgi3d_visibility_zbuffer_and_colours(visibility_io: dict) -> None:

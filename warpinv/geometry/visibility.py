@@ -3,8 +3,8 @@
 The released code (``multi_views/generate_multi_views.py``) and the precision it computes in, kept:
 
 - projection: camera coordinates ``R x + t`` in float32 (``world2cam = inv(cam2world)`` in float32),
-  then ``K`` in float64, computed with numpy as the released code does; a point's pixel is ``round(u), round(v)`` (half to even) and it is kept when
-  ``0 <= u, v <= W-1, H-1``;
+  then ``K`` in float64, computed with numpy as the released code does; a point's pixel is
+  ``round(u), round(v)`` (half to even) and it is kept when ``0 <= u, v <= W-1, H-1``;
 - z-buffer in point order: the first point claims a pixel and a later one replaces it only when
   strictly nearer, so among the nearest points of a pixel the earliest wins;
 - a kept point is visible when ``z - zbuffer(pixel) <= 1/H`` (a threshold in depth units, not pixels);
