@@ -100,3 +100,39 @@ def test_hfgi3d_visibility_zbuffer_and_colours(visibility_io: dict) -> None:
     torch.testing.assert_close((kept_xy.float() / height * 2 - 1)[None, None], io["grid_xy_visible"], atol=1e-6,
                                rtol=0)
     torch.testing.assert_close(colors, io["colors_visible"], atol=1e-6, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def masks_io() -> dict:
+    return load_io("masks_io.safetensors")
+
+
+def test_hfgi3d_mask_erosion_blur_and_imageio_stretch(masks_io: dict) -> None:
+    from warpinv.geometry.masks import COVERAGE_ERODE, erode, gaussian_blur, pseudo_view_mask
+
+    io = masks_io
+    eroded = erode(io["png_render_mask_c0"], 3)
+    assert torch.equal(eroded, io["mask_eroded_c0"])
+    covered = erode(io["png_render_contour_c0"].double() / 255.0, COVERAGE_ERODE)
+    assert torch.equal((covered * 255).round().to(torch.uint8), io["contour_eroded_x255_c0"])
+    blurred = gaussian_blur(io["mask_eroded_c0"].double() * (io["contour_eroded_x255_c0"].double() / 255.0))
+    y0 = x0 = int(io["meta"]["crop_origin"])
+    size = io["mask_blurred_crop_f64"].shape[0]
+    torch.testing.assert_close(blurred[y0:y0 + size, x0:x0 + size], io["mask_blurred_crop_f64"], atol=1e-9, rtol=0)
+    torch.testing.assert_close(blurred.float(), io["mask_blurred_c0_f32"], atol=2e-5, rtol=0)
+    full, png = pseudo_view_mask(io["png_render_mask_c0"], io["png_render_contour_c0"])
+    assert torch.equal(full, blurred)
+    diff = (png.int() - io["png_eroded_mask_c0"].int()).abs()
+    fragile = torch.zeros_like(diff, dtype=torch.bool)
+    fragile[io["png_eroded_fragile_yx"][:, 0].long(), io["png_eroded_fragile_yx"][:, 1].long()] = True
+    assert int(diff[~fragile].max()) == 0 and int(diff[fragile].max()) <= 1
+
+
+def test_hfgi3d_png_truncation_and_final_blend(masks_io: dict) -> None:
+    from warpinv.geometry.masks import blend, to_uint8
+
+    io = masks_io
+    assert torch.equal(to_uint8(io["alpha_vis_crop"]), io["png_mask_crop"])
+    final = blend(io["blend_crop_png_eroded_mask"], io["blend_crop_png_render_color"], io["blend_crop_stage_b_render"])
+    torch.testing.assert_close(final, io["blend_crop_final_image_f64"], atol=1e-12, rtol=0)
+    assert torch.equal(to_uint8(final), io["blend_crop_png_final"])

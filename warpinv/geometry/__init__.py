@@ -1,10 +1,11 @@
 """Shared geometry of the warp-based methods (HFGI3D's pseudo views, WarpGAN's warp): depth maps to
 surfaces and what a camera sees of them, in one place. Today: the depth map's file-format round trip
 and its triangulation (:mod:`warpinv.geometry.mesh`), projection, the z-buffer visibility test and
-colour sampling (:mod:`warpinv.geometry.visibility`); surface sampling, point splatting and the
-mask processing follow (issue 12)."""
+colour sampling (:mod:`warpinv.geometry.visibility`), the pseudo-view masks and blend
+(:mod:`warpinv.geometry.masks`); surface sampling and point splatting follow (issue 12)."""
 from __future__ import annotations
 
+from warpinv.geometry.masks import blend, erode, gaussian_blur, imageio_to_uint8, pseudo_view_mask, to_uint8
 from warpinv.geometry.mesh import (
     DEPTH_PNG_SCALE,
     camera_to_world,
@@ -15,5 +16,6 @@ from warpinv.geometry.mesh import (
 )
 from warpinv.geometry.visibility import Visibility, project_points, sample_colors, zbuffer_visibility
 
-__all__ = ["DEPTH_PNG_SCALE", "Visibility", "camera_to_world", "depth_to_mesh", "pixel_intrinsics",
-           "project_points", "quantize_depth_mm", "resize_depth", "sample_colors", "zbuffer_visibility"]
+__all__ = ["DEPTH_PNG_SCALE", "Visibility", "blend", "camera_to_world", "depth_to_mesh", "erode", "gaussian_blur",
+           "imageio_to_uint8", "pixel_intrinsics", "project_points", "pseudo_view_mask", "quantize_depth_mm",
+           "resize_depth", "sample_colors", "to_uint8", "zbuffer_visibility"]

@@ -1,0 +1,108 @@
+"""HFGI3D's pseudo-view masks and blending, with the released code's image-format round trips.
+
+For each pseudo view the released ``generate_multi_views.py`` renders two splats of the input's
+points: the visibility pass (visible points white, the others black) and the coverage ("contour")
+pass (every point white). Then, on the 8-bit PNGs it wrote:
+
+1. :func:`erode` the visibility PNG 3x3 and the coverage PNG (as ``/255`` floats) 51x51, OpenCV's
+   default border (the image edge never erodes);
+2. multiply them (float64, 0..255) and :func:`gaussian_blur` 21x21 with OpenCV's size-derived sigma
+   (``0.3 ((21 - 1) / 2 - 1) + 0.8 = 3.5``) and its reflect-101 border;
+3. write the blurred mask with imageio 2.9, whose :func:`imageio_to_uint8` stretches a float image
+   outside ``[0, 1]`` to its own min..max: the saved mask is normalised by its own maximum, a quirk
+   kept on purpose;
+4. :func:`blend`: ``m * warp + (1 - m) * render`` on the ``/255`` PNGs, in that operation order.
+
+Every PNG is :func:`to_uint8`: ``x * 255`` truncated, not rounded (official).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+#: The kernel sizes of the released mask processing.
+VISIBILITY_ERODE = 3
+COVERAGE_ERODE = 51
+BLUR_SIZE = 21
+IMAGEIO_ROUNDING = 0.499999999
+
+
+def to_uint8(image: Tensor) -> Tensor:
+    """``np.array(x * 255, dtype=np.uint8)`` of the released code: scale, then truncate.
+
+    Example:
+        >>> to_uint8(torch.tensor([0.5, 0.999, 1.0])).tolist()
+        [127, 254, 255]
+    """
+    return (image * 255).clamp(0, 255).to(torch.uint8)
+
+
+def erode(image: Tensor, size: int) -> Tensor:
+    """OpenCV ``erode`` with a ``size x size`` box of ones and the default border (pixels outside the
+    image count as +inf, so the edge never erodes), of an ``(H, W)`` image, in its dtype's values."""
+    x = image.double()[None, None]
+    out = -F.max_pool2d(-x, size, stride=1, padding=size // 2)  # max_pool pads with -inf
+    return out[0, 0].to(image.dtype)
+
+
+def gaussian_kernel(size: int, sigma: float | None = None) -> Tensor:
+    """OpenCV's ``getGaussianKernel(size, sigma)`` in float64; ``sigma=None`` is OpenCV's sigma 0:
+    ``0.3 ((size - 1) / 2 - 1) + 0.8`` (for sizes above 7, where OpenCV uses no fixed table).
+
+    Example:
+        >>> k = gaussian_kernel(21)
+        >>> round(float(k.sum()), 12), k.argmax().item()
+        (1.0, 10)
+    """
+    if sigma is None:
+        if size <= 7:
+            raise ValueError("sizes up to 7 use OpenCV's fixed kernels, which are not reproduced here")
+        sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    k = torch.exp(-(x * x) / (2 * sigma * sigma))
+    return k / k.sum()
+
+
+def gaussian_blur(image: Tensor, size: int = BLUR_SIZE, sigma: float | None = None) -> Tensor:
+    """OpenCV ``GaussianBlur(image, (size, size), sigma)`` of an ``(H, W)`` float image in float64,
+    with its default ``BORDER_REFLECT_101`` (PyTorch's ``reflect`` padding)."""
+    k = gaussian_kernel(size, sigma)
+    pad = size // 2
+    x = F.pad(image.double()[None, None], (pad, pad, pad, pad), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, size))
+    x = F.conv2d(x, k.view(1, 1, size, 1))
+    return x[0, 0]
+
+
+def imageio_to_uint8(image: Tensor) -> Tensor:
+    """imageio 2.9's ``image_as_uint`` for a float image: ``[0, 1]`` images are scaled by 255, any
+    other range is stretched to its own min..max (the released mask quirk), constant images cast;
+    ``+0.499999999`` then truncation."""
+    x = image.double()
+    lo, hi = float(x.min()), float(x.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError("the image holds NaN or inf")
+    if lo == hi:
+        return x.to(torch.uint8)
+    if lo >= 0 and hi <= 1:
+        return (x * 255 + IMAGEIO_ROUNDING).to(torch.uint8)
+    return ((x - lo) / (hi - lo) * 255 + IMAGEIO_ROUNDING).to(torch.uint8)
+
+
+def pseudo_view_mask(visibility_png: Tensor, coverage_png: Tensor) -> tuple[Tensor, Tensor]:
+    """Steps 1-3 of the module docstring for one view: ``(H, W)`` uint8 visibility and coverage PNG
+    channels -> the blurred float64 mask (0..255) and the uint8 PNG the released code saves."""
+    visible = erode(visibility_png, VISIBILITY_ERODE).double()
+    covered = erode(coverage_png.double() / 255.0, COVERAGE_ERODE)
+    blurred = gaussian_blur(visible * covered)
+    return blurred, imageio_to_uint8(blurred)
+
+
+def blend(mask_png: Tensor, warp_png: Tensor, render_png: Tensor) -> Tensor:
+    """The released final blend on uint8 PNGs (any shape): ``m * warp + (1 - m) * render`` with each
+    ``/255``, in that operation order, as float64 in ``[0, 1]`` (:func:`to_uint8` gives the saved PNG)."""
+    m = mask_png.double() / 255.0
+    return m * (warp_png.double() / 255.0) + (1 - m) * (render_png.double() / 255.0)
