@@ -24,6 +24,7 @@ evaluation writer (a ``BasePredictionWriter`` callback) that renders, scores and
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import time
 import zlib
@@ -360,8 +361,9 @@ class InversionMethod(pl.LightningModule):
 
     @classmethod
     def description(cls) -> str:
-        """First line of the class docstring."""
-        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        """First line of the class's own docstring, reST literals shown plain (``''`` when it has none)."""
+        lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+        return lines[0].replace("``", "") if lines else ""
 
     @classmethod
     def inversion_bytes(cls, config: MethodConfig, generator: torch.nn.Module,

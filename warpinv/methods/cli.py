@@ -12,7 +12,6 @@ belongs to it (``pti_eg3d.yaml`` inherits ``pti.yaml``, so it is a preset of ``p
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 import textwrap
 from pathlib import Path
@@ -42,9 +41,8 @@ def add_methods_parser(subparsers: Any) -> None:
 
 
 def description(cls: type[InversionMethod]) -> str:
-    """First line of the method class's own docstring (``''`` when it has none)."""
-    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
-    return lines[0].replace("``", "") if lines else ""
+    """The method's one-line description (:meth:`InversionMethod.description`)."""
+    return cls.description()
 
 
 def find_presets(presets_dir: str | Path) -> dict[str, list[Path]]:
