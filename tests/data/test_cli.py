@@ -45,3 +45,19 @@ def test_validate_good_and_bad(make_dataset: MakeDataset, tmp_path: Path) -> Non
     assert "does not exist" in out.getvalue()
     out = io.StringIO()
     assert run_data_cli(["validate", str(root), "--resolution", "16", "--refuse-wrong-size"], stdout=out) == 1
+
+
+def test_synth_texture_flags(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser(prog="warpinv")
+    add_data_parser(parser.add_subparsers(dest="command"))
+    ns = parser.parse_args(["data", "synth", "out", "--plane-texture", "0.5", "--plane-texture-scale", "16"])
+    assert (ns.plane_texture, ns.plane_texture_scale) == (0.5, 16)
+    ns = parser.parse_args(["data", "synth", "out"])
+    assert (ns.plane_texture, ns.plane_texture_scale) == (0.0, 8)  # off by default: the plain set
+    out = io.StringIO()
+    assert run_data_cli(["synth", str(tmp_path / "s"), "--plane-texture", "-1"], stdout=out) == 1
+    assert "plane_texture must be >= 0" in out.getvalue() and not (tmp_path / "s").exists()
+    out = io.StringIO()
+    assert run_data_cli(["synth", str(tmp_path / "s"), "--plane-texture", "1", "--plane-texture-scale", "0"],
+                        stdout=out) == 1
+    assert "plane_texture_scale must be >= 1" in out.getvalue()

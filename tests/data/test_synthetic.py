@@ -207,3 +207,146 @@ def _synth_help() -> str:
     sub = next(a for a in parser._subparsers._group_actions[0].choices["data"]._actions  # noqa: SLF001
                if isinstance(a, argparse._SubParsersAction)).choices["synth"]  # noqa: SLF001
     return sub.format_help()
+
+
+# --- the textured variant (plane_texture) --------------------------------------------------------------------------
+
+#: ``meta.spec`` keys of sets built before the textured variant existed.
+_PLAIN_SPEC_KEYS = {"n", "generator", "seed", "truncation_psi", "input_yaw", "input_pitch", "views"}
+
+
+@pytest.fixture(scope="module")
+def textured(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_synthetic_multiview(tmp_path_factory.mktemp("synth") / "textured", n=2, plane_texture=1.0)
+
+
+def _views(root: Path, image_id: str) -> list[np.ndarray]:
+    """The input view then the ground-truth novel views of ``image_id``, as float arrays (H, W, 3)."""
+    data = json.loads((root / "dataset.json").read_text())
+    files = [image_id] + [v["file"] for name, views in data["novel_views"] if name == image_id for v in views]
+    return [np.asarray(Image.open(root / f), dtype=np.float64) for f in files]
+
+
+def _files(root: Path, identity: str = "") -> dict[str, bytes]:
+    """Contents of the PNGs in ``root`` (those of ``identity``, e.g. ``id000``, when given) by relative path."""
+    files = {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*.png"))}
+    return {rel: p.read_bytes() for rel, p in files.items() if identity in rel}
+
+
+def _laplacian_variance(image: np.ndarray, margin: int = 8) -> float:
+    """High-frequency energy of ``image (H, W, 3)``: variance of its 4-neighbour Laplacian ``margin`` pixels
+    in from the edges (the super-resolution's ringing at the image border would dominate otherwise)."""
+    lap = (image[:-2, 1:-1] + image[2:, 1:-1] + image[1:-1, :-2] + image[1:-1, 2:]) - 4 * image[1:-1, 1:-1]
+    return float(lap[margin:-margin, margin:-margin].var())
+
+
+def test_texture_off_is_the_plain_set(synth: Path, tmp_path: Path) -> None:
+    """plane_texture=0 (any scale) is the set built before the variant: same spec record, same images, reused."""
+    meta = json.loads((synth / "dataset.json").read_text())["meta"]
+    assert set(meta["spec"]) == _PLAIN_SPEC_KEYS and "plane_texture" not in meta
+    stamp = (synth / "dataset.json").stat().st_mtime_ns
+    assert make_synthetic_multiview(synth, n=2, plane_texture=0.0, plane_texture_scale=4) == synth
+    assert (synth / "dataset.json").stat().st_mtime_ns == stamp  # an existing default folder still matches
+    one = make_synthetic_multiview(tmp_path / "off", n=1, plane_texture=0.0)
+    assert _files(one) == _files(synth, "id000")
+
+
+def test_textured_set_differs_in_every_view(synth: Path, textured: Path) -> None:
+    meta = json.loads((textured / "dataset.json").read_text())["meta"]
+    assert meta["spec"]["plane_texture"] == 1.0 and meta["spec"]["plane_texture_scale"] == 8
+    assert meta["plane_texture"]["amplitude"] == 1.0 and "textured" in meta["rendering"]
+    for image_id in ("id000.png", "id001.png"):
+        plain, tex = _views(synth, image_id), _views(textured, image_id)
+        assert len(plain) == len(tex) == 7
+        for a, b in zip(plain, tex):
+            assert np.abs(a - b).mean() > 5.0  # grey levels: a visible change, not rounding
+    with pytest.raises(FileExistsError, match="another spec"):
+        make_synthetic_multiview(synth, n=2, plane_texture=1.0)
+    stamp = (textured / "dataset.json").stat().st_mtime_ns
+    assert make_synthetic_multiview(textured, n=2, plane_texture=1.0) == textured
+    assert (textured / "dataset.json").stat().st_mtime_ns == stamp
+
+
+def test_textured_views_are_renders_of_one_textured_tri_plane(textured: Path) -> None:
+    """Input and novel views come from the same textured planes (3D-consistent); the latents alone miss them."""
+    from safetensors.torch import load_file
+
+    from warpinv.backbone import load_generator
+    from warpinv.data import image_to_tensor
+    from warpinv.data.synthetic import _texture_generator, add_plane_texture
+
+    G = load_generator("tiny")
+    ws = load_file(str(textured / "gt_latents.safetensors"))["id001.png"][None]
+    s = InversionDataset(textured)[1]
+    cams = torch.cat([s["camera"][None], s["novel_cameras"][4:5]])
+    expected = torch.stack([s["image"], s["novel_images"][4]])
+
+    def render(planes: torch.Tensor) -> torch.Tensor:
+        out = torch.cat([G.render_planes(planes, ws, c[None], deterministic=True, noise_mode="const")["image"]
+                         for c in cams])
+        return torch.stack([image_to_tensor(Image.fromarray(
+            (o.clamp(-1, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())) for o in out])
+
+    with torch.no_grad():
+        planes = G.planes(ws, noise_mode="const")
+        assert torch.equal(render(add_plane_texture(planes, 1.0, 8, generator=_texture_generator(0, 1))), expected)
+        plain = render(planes)
+    assert (plain - expected).abs().mean() > 0.04  # the recorded ws alone do not give the textured images
+
+
+def test_texture_adds_high_frequency_detail_to_the_input_view(synth: Path, textured: Path) -> None:
+    for image_id in ("id000.png", "id001.png"):
+        plain, tex = _views(synth, image_id)[0], _views(textured, image_id)[0]
+        assert _laplacian_variance(tex) > 3 * _laplacian_variance(plain)  # measured: about 10x
+
+
+def test_texture_is_seeded_per_identity_and_independent_of_n(textured: Path, tmp_path: Path) -> None:
+    out = io.StringIO()
+    code = run_data_cli(["synth", str(tmp_path / "one"), "--n", "1", "--plane-texture", "1",
+                         "--plane-texture-scale", "8"], stdout=out)
+    assert code == 0 and "plane texture 1.0" in out.getvalue()
+    assert _files(tmp_path / "one") == _files(textured, "id000")  # same files again; identity 0 without n=2
+    from warpinv.data.synthetic import _texture_generator, add_plane_texture
+
+    planes = torch.randn(1, 3, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+
+    def pattern(seed: int, i: int) -> torch.Tensor:
+        return add_plane_texture(planes, 1.0, 4, generator=_texture_generator(seed, i)) - planes
+
+    assert torch.equal(pattern(0, 1), pattern(0, 1))
+    assert not torch.allclose(pattern(0, 1), pattern(0, 0)) and not torch.allclose(pattern(0, 1), pattern(1, 1))
+
+
+def test_texture_pattern_scale_and_amplitude() -> None:
+    from warpinv.data.synthetic import add_plane_texture
+
+    planes = torch.randn(1, 3, 4, 64, 64, generator=torch.Generator().manual_seed(0)) * 3 + 1
+
+    def added(amplitude: float, scale: int) -> torch.Tensor:
+        return add_plane_texture(planes, amplitude, scale, generator=torch.Generator().manual_seed(5)) - planes
+
+    std = planes.std(dim=(-1, -2))
+    assert torch.allclose(added(0.5, 8).std(dim=(-1, -2)), 0.5 * std, rtol=1e-4)
+    assert torch.allclose(added(0.5, 8).mean(dim=(-1, -2)), torch.zeros_like(std), atol=1e-4)
+    assert torch.allclose(added(2.0, 8), 4 * added(0.5, 8), atol=1e-5)
+
+    def neighbour_correlation(x: torch.Tensor) -> float:
+        return float((x[..., 1:] * x[..., :-1]).mean() / (x * x).mean())
+
+    assert neighbour_correlation(added(1.0, 16)) > neighbour_correlation(added(1.0, 4)) > 0.5  # larger spots
+    with pytest.raises(ValueError, match="planes must be"):
+        add_plane_texture(planes[0], 1.0, 8)
+    with pytest.raises(ValueError, match="scale must be between 1 and the plane resolution 64"):
+        add_plane_texture(planes, 1.0, 65)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"plane_texture": -0.5}, ValueError, "plane_texture must be >= 0"),
+    ({"plane_texture": float("nan")}, ValueError, "plane_texture must be >= 0"),
+    ({"plane_texture": float("inf")}, ValueError, "finite"),
+    ({"plane_texture_scale": 0}, ValueError, "plane_texture_scale must be >= 1"),
+    ({"plane_texture_scale": 2.5}, TypeError, "plane_texture_scale must be an int"),
+])
+def test_texture_fields_are_checked(kwargs: dict, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        SyntheticSpec(**kwargs)

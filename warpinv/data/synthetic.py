@@ -12,6 +12,18 @@ every identity so they batch. All views use radius 2.7, look-at (0, 0, 0.2) and 
 ``noise_mode="const"``; images are the SR output at the generator's resolution, converted to PNG
 with EG3D's ``(x * 127.5 + 128).clamp(0, 255)``.
 
+**Textured variant** (``plane_texture > 0``): before rendering, a seeded high-frequency pattern is
+added to the identity's tri-planes (:func:`add_plane_texture`), once, so the input view and every
+ground-truth novel view are renders of the same textured planes and stay exactly 3D-consistent. The
+pattern is not produced by the generator from any latent, so it is detail that latent-only fitting
+(PTI's first stage, any encoder) cannot reproduce, while methods that carry detail from the input
+view into the novel views (HFGI3D's pseudo-views, PTI's generator tuning) can; GT novel-view PSNR on
+such a set measures that. ``gt_latents.safetensors`` still holds the plain ``ws``: on a textured
+set they render the images without the texture. The pattern of identity ``i`` comes from its own
+``torch.Generator`` seeded from ``(seed, i)`` (so it does not depend on ``n``); it is drawn on the
+CPU, so it is the same for every rendering device. The default, ``plane_texture=0``, renders the
+plain set and records the same ``meta.spec`` as sets built before the variant existed.
+
 Layout::
 
     OUT/dataset.json              labels (input views), novel_views (GT), meta (generator, seed, views)
@@ -29,6 +41,7 @@ from __future__ import annotations
 import glob
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -81,12 +94,48 @@ class SyntheticSpec:
     """Input views have pitch uniform in ``[-input_pitch, input_pitch]`` radians."""
     views: list[list[float]] = field(default_factory=lambda: [list(v) for v in DEFAULT_VIEWS])
     """Ground-truth novel views as ``[yaw, pitch]`` pairs (radians)."""
+    plane_texture: float = 0.0
+    """Textured variant: amplitude of a seeded random pattern added to every identity's tri-planes
+    before rendering, in units of the identity's feature std (per plane channel); 0 (default) = off.
+    All views see the same textured planes (3D-consistent); the latents cannot reproduce the detail.
+    With ``tiny`` and scale 8, 0.6 gives a plain-vs-textured input PSNR of 20-26 dB (0.5: 22-27, 1: 17-21)."""
+    plane_texture_scale: int = 8
+    """Size of the pattern's spots in plane texels (planes are 256 texels across the [-0.5, 0.5]
+    box): white noise smoothed by a Gaussian of std ``scale / 2`` texels. One raw-render pixel spans
+    about 5 texels with ``tiny`` (32 px) and 1.3 with the 512 px presets (128 px)."""
 
     def __post_init__(self) -> None:
         check_min(self.n, 1, "n")
+        check_min(self.plane_texture, 0.0, "plane_texture")
+        if not math.isfinite(self.plane_texture):
+            raise ValueError(f"plane_texture must be a finite amplitude >= 0, got {self.plane_texture}")
+        if isinstance(self.plane_texture_scale, bool) or not isinstance(self.plane_texture_scale, int):
+            raise TypeError(f"plane_texture_scale must be an int (texels), got {self.plane_texture_scale!r}")
+        check_min(self.plane_texture_scale, 1, "plane_texture_scale")
         names = [view_name(*v) for v in self.views]
         if len(set(names)) != len(names):
             raise ValueError(f"views have duplicate names: {names}")
+
+
+#: Fields of the textured variant: left out of ``meta.spec`` while it is off, so that a plain set
+#: records (and matches) the spec of sets built before these fields existed.
+_TEXTURE_FIELDS = ("plane_texture", "plane_texture_scale")
+
+
+def spec_record(s: SyntheticSpec) -> dict[str, Any]:
+    """``meta.spec`` of a set built from ``s``: its fields, without the texture ones when the texture is off.
+
+    Example:
+        >>> sorted(set(spec_record(SyntheticSpec(plane_texture=1.0))) - set(spec_record(SyntheticSpec())))
+        ['plane_texture', 'plane_texture_scale']
+        >>> spec_record(SyntheticSpec(plane_texture_scale=4)) == spec_record(SyntheticSpec())
+        True
+    """
+    record = asdict(s)
+    if not s.plane_texture:
+        for name in _TEXTURE_FIELDS:
+            record.pop(name)
+    return record
 
 
 def _existing_meta(out: Path) -> dict[str, Any] | None:
@@ -138,7 +187,7 @@ def make_synthetic_multiview(
         s = SyntheticSpec(**{**asdict(s), **overrides})
     out = Path(out)
     fingerprint = generator_fingerprint(s.generator)
-    if _holds_same_set(out, asdict(s), fingerprint):
+    if _holds_same_set(out, spec_record(s), fingerprint):
         logger.info("synthetic set in %s is up to date (same spec and generator); not re-rendered", out)
         return out
     _check_replaceable(out, overwrite)
@@ -176,13 +225,16 @@ def _render_set(out: Path, s: SyntheticSpec, fingerprint: str, device: str | tor
             z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(s.seed + i)).to(device)
             ws = G.mapping(z, c_cond, truncation_psi=s.truncation_psi)
             c_in = yaw_pitch_camera(float(input_yaw[i]), float(input_pitch[i]), device=device)
-            images = _render_views(G, ws, torch.cat([c_in, novel_cams]))
+            images = _render_views(G, _identity_planes(G, ws, s, i), ws, torch.cat([c_in, novel_cams]))
             tensor_to_image(images[0]).save(out / image_id)
             labels.append([image_id, [float(v) for v in c_in[0].tolist()]])
             novel.append([image_id, _save_novel_views(out, i, views, images[1:], novel_cams)])
             latents[image_id] = ws[0].detach().cpu().contiguous()
             logger.debug("rendered identity %d/%d", i + 1, s.n)
-    save_file(latents, str(out / "gt_latents.safetensors"), metadata={"generator": str(G.source)})
+    info = {"generator": str(G.source)}
+    if s.plane_texture:
+        info["plane_texture"] = f"{s.plane_texture} (these ws render the images without the texture)"
+    save_file(latents, str(out / "gt_latents.safetensors"), metadata=info)
     seconds = time.perf_counter() - start
     meta = _meta(s, G, fingerprint, labels, input_yaw, input_pitch, views, seconds)
     (out / DATASET_JSON).write_text(json.dumps({"labels": labels, "novel_views": novel, "meta": meta}, indent=1)
@@ -266,11 +318,65 @@ def _input_views(s: SyntheticSpec) -> tuple[list[float], list[float]]:
     return [float(d[0]) * s.input_yaw for d in draws], [float(d[1]) * s.input_pitch for d in draws]
 
 
-def _render_views(G: Any, ws: torch.Tensor, cams: torch.Tensor) -> torch.Tensor:
-    """``(V, 3, R, R)`` SR images of one identity's ``ws (1, L, 512)`` at ``cams (V, 25)``."""
+def _texture_generator(seed: int, i: int) -> torch.Generator:
+    """The CPU generator of identity ``i``'s texture: its own stream, seeded from ``(seed, i)``."""
+    # A third entry keeps this stream apart from the input views' ``default_rng([seed, i])``.
+    state = np.random.SeedSequence([seed, i, 1]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def add_plane_texture(planes: torch.Tensor, amplitude: float, scale: int, *,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """``planes (N, 3, C, P, P)`` plus a random pattern of ``scale``-texel spots (a new tensor).
+
+    The pattern is white noise (drawn on the CPU from ``generator``) smoothed on each plane by a
+    periodic Gaussian of std ``scale / 2`` texels, then set to zero mean and unit std per plane
+    channel and scaled to ``amplitude`` times that channel's spatial std in ``planes``.
+
+    Example:
+        >>> planes = torch.randn(1, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0)) * 2
+        >>> added = add_plane_texture(planes, 0.5, 4, generator=torch.Generator().manual_seed(1)) - planes
+        >>> ratio = added.std(dim=(-1, -2)) / planes.std(dim=(-1, -2))
+        >>> bool(torch.allclose(ratio, torch.full_like(ratio, 0.5), atol=1e-4))
+        True
+    """
+    if planes.ndim != 5 or planes.shape[-1] != planes.shape[-2]:
+        raise ValueError(f"planes must be a (N, 3, C, P, P) tensor, got {tuple(planes.shape)}")
+    if not 1 <= scale <= planes.shape[-1]:
+        raise ValueError(f"scale must be between 1 and the plane resolution {planes.shape[-1]} texels, got {scale}")
+    pattern = _unit_pattern(tuple(planes.shape), scale, generator).to(planes.device, planes.dtype)
+    return planes + amplitude * planes.std(dim=(-1, -2), keepdim=True) * pattern
+
+
+def _unit_pattern(shape: tuple[int, ...], scale: int, generator: torch.Generator | None) -> torch.Tensor:
+    """``shape (..., P, P)`` smoothed noise with zero mean and unit std over each ``(P, P)`` slice (CPU)."""
+    size = shape[-1]
+    noise = torch.randn(shape, generator=generator, dtype=torch.float64)
+    # Circular convolution with a Gaussian of std scale/2: a product with its transfer function.
+    freq = torch.fft.fftfreq(size, dtype=torch.float64)
+    sigma = scale / 2
+    gain = torch.exp(-2 * math.pi ** 2 * sigma ** 2 * (freq[:, None] ** 2 + freq[None, :] ** 2))
+    smooth = torch.fft.ifft2(torch.fft.fft2(noise) * gain).real
+    smooth = smooth - smooth.mean(dim=(-1, -2), keepdim=True)
+    return (smooth / smooth.std(dim=(-1, -2), keepdim=True)).float()
+
+
+def _identity_planes(G: Any, ws: torch.Tensor, s: SyntheticSpec, i: int) -> torch.Tensor:
+    """Identity ``i``'s tri-planes ``(1, 3, 32, P, P)`` from ``ws (1, L, 512)``, textured when ``s`` says so."""
+    planes = G.planes(ws, noise_mode="const")
+    if s.plane_texture:
+        if s.plane_texture_scale > planes.shape[-1]:
+            raise ValueError(f"plane_texture_scale must be at most the plane resolution ({planes.shape[-1]} texels), "
+                             f"got {s.plane_texture_scale}")
+        planes = add_plane_texture(planes, s.plane_texture, s.plane_texture_scale,
+                                   generator=_texture_generator(s.seed, i))
+    return planes
+
+
+def _render_views(G: Any, planes: torch.Tensor, ws: torch.Tensor, cams: torch.Tensor) -> torch.Tensor:
+    """``(V, 3, R, R)`` SR images of one identity's ``planes`` and ``ws (1, L, 512)`` at ``cams (V, 25)``."""
     # One backbone pass per identity, then one camera at a time: on CPU, batching the views
     # is slower per view than rendering them one by one.
-    planes = G.planes(ws, noise_mode="const")
     return torch.cat([G.render_planes(planes, ws, cam[None], deterministic=True, noise_mode="const")["image"]
                       for cam in cams])
 
@@ -297,7 +403,7 @@ def _meta(s: SyntheticSpec, G: Any, fingerprint: str, labels: list[list[Any]], i
         "generator_fingerprint": fingerprint,
         "generator_resolution": int(G.img_resolution),
         "seed": s.seed,
-        "spec": asdict(s),
+        "spec": spec_record(s),
         "camera_source": "gt",
         "refine_camera": False,
         "input_views": {lab[0]: {"yaw": float(y), "pitch": float(p)}
@@ -307,6 +413,13 @@ def _meta(s: SyntheticSpec, G: Any, fingerprint: str, labels: list[list[Any]], i
                      f"truncation_psi {s.truncation_psi}; radius 2.7, look-at (0, 0, 0.2), focal 4.2647",
         "seconds": round(seconds, 2),
     }
+    if s.plane_texture:
+        meta["plane_texture"] = {
+            "amplitude": s.plane_texture, "scale_texels": s.plane_texture_scale,
+            "pattern": "white noise smoothed by a periodic Gaussian of std scale/2 texels, zero mean and unit std "
+                       "per plane channel, times amplitude x the channel's std; seeded from (seed, identity)",
+            "note": "added to the tri-planes before rendering every view; gt_latents render the plain images"}
+        meta["rendering"] += f"; tri-planes textured (amplitude {s.plane_texture}, {s.plane_texture_scale} texels)"
     if "random weights" in meta["generator"] or s.generator == "tiny":
         meta["note"] = "rendered by a generator with random weights: not faces, a test of the machinery only"
     return meta

@@ -3,40 +3,65 @@ surfaces and what a camera sees of them, in one place. Today: the depth map's fi
 and its triangulation (:mod:`warpinv.geometry.mesh`), projection, the z-buffer visibility test and
 colour sampling (:mod:`warpinv.geometry.visibility`), the pseudo-view masks and blend
 (:mod:`warpinv.geometry.masks`), and point splatting with PyTorch3D's semantics in pure PyTorch
-(:mod:`warpinv.geometry.splat`); surface sampling and the pseudo-view pipeline follow (issue 12)."""
+(:mod:`warpinv.geometry.splat`), area-weighted surface sampling (:mod:`warpinv.geometry.sampling`),
+Poisson blending (:mod:`warpinv.geometry.poisson`) and HFGI3D's whole pseudo-view pipeline in its
+``official`` and ``clean`` modes (:mod:`warpinv.geometry.pseudo_views`)."""
 from __future__ import annotations
 
-from warpinv.geometry.masks import blend, erode, gaussian_blur, imageio_to_uint8, pseudo_view_mask, to_uint8
+from warpinv.geometry.masks import (
+    MaskKernels,
+    blend,
+    erode,
+    gaussian_blur,
+    imageio_to_uint8,
+    pseudo_view_mask,
+    soft_mask,
+    to_uint8,
+)
 from warpinv.geometry.mesh import (
     DEPTH_PNG_SCALE,
     camera_to_world,
     depth_to_mesh,
+    grid_faces,
     pixel_intrinsics,
     quantize_depth_mm,
     resize_depth,
 )
+from warpinv.geometry.poisson import poisson_blend
+from warpinv.geometry.pseudo_views import PseudoViewConfig, PseudoViewError, PseudoViews, make_pseudo_views
+from warpinv.geometry.sampling import face_areas, sample_surface
 from warpinv.geometry.splat import Fragments, alpha_composite, points_to_ndc, rasterize_points, splat_alphas
 from warpinv.geometry.visibility import Visibility, project_points, sample_colors, zbuffer_visibility
 
 __all__ = [
     "DEPTH_PNG_SCALE",
     "Fragments",
+    "MaskKernels",
+    "PseudoViewConfig",
+    "PseudoViewError",
+    "PseudoViews",
     "Visibility",
     "alpha_composite",
     "blend",
     "camera_to_world",
     "depth_to_mesh",
     "erode",
+    "face_areas",
     "gaussian_blur",
+    "grid_faces",
     "imageio_to_uint8",
+    "make_pseudo_views",
     "pixel_intrinsics",
     "points_to_ndc",
+    "poisson_blend",
     "project_points",
     "pseudo_view_mask",
     "quantize_depth_mm",
     "rasterize_points",
     "resize_depth",
     "sample_colors",
+    "sample_surface",
+    "soft_mask",
     "splat_alphas",
     "to_uint8",
     "zbuffer_visibility",

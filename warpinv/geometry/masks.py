@@ -18,6 +18,7 @@ Every PNG is :func:`to_uint8`: ``x * 255`` truncated, not rounded (official).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -59,9 +60,11 @@ def gaussian_kernel(size: int, sigma: float | None = None) -> Tensor:
     """
     if sigma is None:
         if size <= 7:
-            raise ValueError("sizes up to 7 use OpenCV's fixed kernels, which are not reproduced here")
-        sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
+            raise ValueError("sizes up to 7 use OpenCV's fixed kernels, which are not reproduced here: pass sigma")
+        sigma = opencv_sigma(size)
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    if size == 1:
+        return torch.ones(1, dtype=torch.float64)
     k = torch.exp(-(x * x) / (2 * sigma * sigma))
     return k / k.sum()
 
@@ -69,7 +72,7 @@ def gaussian_kernel(size: int, sigma: float | None = None) -> Tensor:
 def gaussian_blur(image: Tensor, size: int = BLUR_SIZE, sigma: float | None = None) -> Tensor:
     """OpenCV ``GaussianBlur(image, (size, size), sigma)`` of an ``(H, W)`` float image in float64,
     with its default ``BORDER_REFLECT_101`` (PyTorch's ``reflect`` padding)."""
-    k = gaussian_kernel(size, sigma)
+    k = gaussian_kernel(size, sigma).to(image.device)
     pad = size // 2
     x = F.pad(image.double()[None, None], (pad, pad, pad, pad), mode="reflect")
     x = F.conv2d(x, k.view(1, 1, 1, size))
@@ -92,13 +95,63 @@ def imageio_to_uint8(image: Tensor) -> Tensor:
     return ((x - lo) / (hi - lo) * 255 + IMAGEIO_ROUNDING).to(torch.uint8)
 
 
-def pseudo_view_mask(visibility_png: Tensor, coverage_png: Tensor) -> tuple[Tensor, Tensor]:
+@dataclass(frozen=True)
+class MaskKernels:
+    """Kernel sizes of the mask processing (the released ones by default, for 512 px views).
+
+    Example:
+        >>> MaskKernels().scaled(128)
+        MaskKernels(visibility_erode=1, coverage_erode=13, blur_size=5, blur_sigma=0.875)
+        >>> MaskKernels().scaled(512) == MaskKernels()
+        True
+    """
+
+    visibility_erode: int = VISIBILITY_ERODE
+    coverage_erode: int = COVERAGE_ERODE
+    blur_size: int = BLUR_SIZE
+    blur_sigma: float | None = None  # None: OpenCV's sigma for blur_size
+
+    def scaled(self, size: int, reference: int = 512) -> MaskKernels:
+        """The kernels for ``size`` px views, keeping their extent relative to ``reference`` px (odd
+        sizes, at least 1; the blur keeps the sigma the reference size implies, scaled)."""
+        if size == reference:
+            return self
+        s = size / reference
+        sigma = self.blur_sigma if self.blur_sigma is not None else opencv_sigma(self.blur_size)
+        return MaskKernels(_odd(self.visibility_erode * s), _odd(self.coverage_erode * s), _odd(self.blur_size * s),
+                           sigma * s)
+
+
+def _odd(size: float) -> int:
+    return max(1, 2 * round((size - 1) / 2) + 1)
+
+
+def opencv_sigma(size: int) -> float:
+    """OpenCV's sigma for ``sigma = 0``: ``0.3 ((size - 1) / 2 - 1) + 0.8``.
+
+    Example:
+        >>> round(opencv_sigma(21), 12)
+        3.5
+    """
+    return 0.3 * ((size - 1) * 0.5 - 1) + 0.8
+
+
+def pseudo_view_mask(visibility_png: Tensor, coverage_png: Tensor,
+                     kernels: MaskKernels = MaskKernels()) -> tuple[Tensor, Tensor]:
     """Steps 1-3 of the module docstring for one view: ``(H, W)`` uint8 visibility and coverage PNG
     channels -> the blurred float64 mask (0..255) and the uint8 PNG the released code saves."""
-    visible = erode(visibility_png, VISIBILITY_ERODE).double()
-    covered = erode(coverage_png.double() / 255.0, COVERAGE_ERODE)
-    blurred = gaussian_blur(visible * covered)
+    visible = erode(visibility_png, kernels.visibility_erode).double()
+    covered = erode(coverage_png.double() / 255.0, kernels.coverage_erode)
+    blurred = gaussian_blur(visible * covered, kernels.blur_size, kernels.blur_sigma)
     return blurred, imageio_to_uint8(blurred)
+
+
+def soft_mask(visibility: Tensor, coverage: Tensor, kernels: MaskKernels = MaskKernels()) -> Tensor:
+    """The same processing without the file formats (the ``clean`` mode): ``(H, W)`` float
+    visibility and coverage in ``[0, 1]`` -> eroded, multiplied, blurred mask in ``[0, 1]`` (float64)."""
+    visible = erode(visibility.double(), kernels.visibility_erode)
+    covered = erode(coverage.double(), kernels.coverage_erode)
+    return gaussian_blur(visible * covered, kernels.blur_size, kernels.blur_sigma).clamp(0, 1)
 
 
 def blend(mask_png: Tensor, warp_png: Tensor, render_png: Tensor) -> Tensor:

@@ -74,9 +74,32 @@ def depth_to_mesh(depth: Tensor, K: Tensor) -> tuple[Tensor, Tensor]:
     y, x = torch.meshgrid(torch.arange(H, dtype=torch.float64), torch.arange(W, dtype=torch.float64), indexing="ij")
     pixels = torch.stack([x.reshape(-1), y.reshape(-1), torch.ones(H * W, dtype=torch.float64)], 1)
     vertices = pixels @ torch.linalg.inv(K.double()).T * depth.reshape(-1, 1)
-    quads = _quads(H, W)
-    tri_cos = _triangle_cosines(vertices, quads)
-    return vertices, _faces(quads, tri_cos, vertices[:, 2] > VALID_Z)
+    return vertices, grid_faces(vertices, H, W, vertices[:, 2] > VALID_Z)
+
+
+def grid_faces(vertices: Tensor, height: int, width: int, valid: Tensor | None = None) -> Tensor:
+    """The official triangulation of a vertex grid (see the module docstring).
+
+    Args:
+        vertices: ``(H*W, 3)`` one vertex per pixel, row-major, in any Euclidean frame (the split
+            rule compares angles, which rigid motions keep).
+        valid: ``(H*W,)`` bool, vertices that may be used; default all.
+
+    Returns:
+        ``faces (F, 3)`` int64 vertex indices.
+
+    Example:
+        >>> v = torch.tensor([[0., 0, 1], [1, 0, 1], [0, 1, 1], [1, 1, 1]])
+        >>> grid_faces(v, 2, 2).tolist()
+        [[0, 2, 3], [3, 1, 0]]
+    """
+    if vertices.shape != (height * width, 3):
+        raise ValueError(f"vertices must be ({height * width}, 3) for a {height}x{width} grid, got "
+                         f"{tuple(vertices.shape)}")
+    if valid is None:
+        valid = torch.ones(height * width, dtype=torch.bool, device=vertices.device)
+    quads = _quads(height, width).to(vertices.device)
+    return _faces(quads, _triangle_cosines(vertices.double(), quads), valid)
 
 
 def _quads(H: int, W: int) -> Tensor:
@@ -108,7 +131,7 @@ def _faces(quads: Tensor, tri_cos: Tensor, valid: Tensor) -> Tensor:
     keep = tri_cos < 1.0
     three = torch.nonzero(n_valid == 3).flatten()
     missing = (~valid[quads[three]]).int().argmax(1)  # the one invalid corner of each 3-vertex quad
-    corners = (missing[:, None] + torch.arange(1, 4)[None]) % 4
+    corners = (missing[:, None] + torch.arange(1, 4, device=quads.device)[None]) % 4
     ok = keep[three, corners[:, 0]]
     tri1 = torch.gather(quads[three], 1, corners)[ok]
     even = tri_cos[:, 0::2].amax(1) <= tri_cos[:, 1::2].amax(1)

@@ -38,10 +38,20 @@ def points_to_ndc(points: Tensor, cam2world: Tensor, height: int, width: int, fo
                      dtype=torch.float32, device=points.device)
     proj = points.float() @ world2cam[:3, :3].T + world2cam[:3, 3]
     proj = proj @ K.T
-    xy = proj[:, :2] / proj[:, 2:]
+    return pixels_to_ndc(proj[:, :2] / proj[:, 2:], proj[:, 2], height, width)
+
+
+def pixels_to_ndc(xy: Tensor, z: Tensor, height: int, width: int) -> Tensor:
+    """Pixel coordinates ``xy (N, 2)`` (column ``c`` centred at ``x = c + 0.5``) and camera depth ``z (N,)``
+    -> ``(N, 3)`` PyTorch3D NDC (``x_ndc = -(x / W * 2 - 1)``, ``y_ndc = -(y / H * 2 - 1)``, ``z``).
+
+    Example:
+        >>> pixels_to_ndc(torch.tensor([[0.5, 1.0]]), torch.tensor([2.5]), 4, 4).tolist()
+        [[0.75, 0.5, 2.5]]
+    """
     x = -(xy[:, 0] / width * 2 - 1.0)
     y = -(xy[:, 1] / height * 2 - 1.0)
-    return torch.stack([x, y, proj[:, 2]], 1)
+    return torch.stack([x, y, z.to(x.dtype)], 1)
 
 
 @dataclass
@@ -83,7 +93,8 @@ def rasterize_points(ndc: Tensor, height: int, width: int, radius: float, points
     device = ndc.device
     xs, ys = pixel_centres(width, device), pixel_centres(height, device)
     r2 = torch.tensor(radius, dtype=torch.float32) ** 2
-    reach = int(np.ceil(radius * max(width, height) / 2)) + 1
+    # A pixel k columns from a point's nearest centre is at least |k| - 1/2 pixels away.
+    reach = int(np.ceil(radius * max(width, height) / 2 + 0.5 + 1e-4)) - 1
     best: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
     for start in range(0, ndc.shape[0], chunk_size):
         found = _candidates(ndc[start:start + chunk_size].float(), start, xs, ys, r2, reach)

@@ -58,8 +58,11 @@ class Visibility:
     visible: Tensor
 
 
-def zbuffer_visibility(xy: Tensor, z: Tensor, height: int, width: int) -> Visibility:
-    """The official point-order z-buffer and the ``1/H`` visibility test (see the module docstring)."""
+def zbuffer_visibility(xy: Tensor, z: Tensor, height: int, width: int, tolerance: float | None = None) -> Visibility:
+    """The official point-order z-buffer and the ``1/H`` visibility test (see the module docstring).
+
+    ``xy (N, 2)`` are pixel coordinates with pixel ``(x, y)`` centred on integers (round to index);
+    ``tolerance`` replaces the official ``1/H`` when given."""
     rounded = torch.round(xy).long()
     in_bounds = ((rounded[:, 0] >= 0) & (rounded[:, 0] <= width - 1)
                  & (rounded[:, 1] >= 0) & (rounded[:, 1] <= height - 1))
@@ -71,9 +74,9 @@ def zbuffer_visibility(xy: Tensor, z: Tensor, height: int, width: int) -> Visibi
     first[1:] = pixel_id[order[1:]] != pixel_id[order[:-1]]
     winner = torch.zeros_like(pixel_id, dtype=torch.bool)
     winner[order[first]] = True
-    zbuffer = torch.zeros(height * width, dtype=depth.dtype)
+    zbuffer = torch.zeros(height * width, dtype=depth.dtype, device=depth.device)
     zbuffer[pixel_id[winner]] = depth[winner]
-    visible = depth - zbuffer[pixel_id] <= 1.0 / height
+    visible = depth - zbuffer[pixel_id] <= (1.0 / height if tolerance is None else tolerance)
     return Visibility(in_bounds, pixels, depth, winner, visible)
 
 

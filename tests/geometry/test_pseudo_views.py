@@ -1,0 +1,190 @@
+"""The pseudo-view pipeline (:mod:`warpinv.geometry.pseudo_views`) is right as geometry, not only
+close to the fixtures: warping a render through its own depth reproduces the generator's own renders
+of the other views where the mask says the warp is used, and the mask follows what the input sees.
+
+The scene: the embedded ``tiny`` generator's colours (its tri-planes low-passed) on an opaque
+sphere, rendered at 64 px with 48 + 48 samples per ray. The random tiny generator itself has no
+surface (its density is noise throughout the box, marched with 8 + 8 samples), so no warp can
+reproduce its other views: even the ideal backward warp with the true target depth measures 25.5 dB
+there. With a surface, what remains is the warp's own error. PSNR is measured inside the mask and
+away from the target's silhouettes, where every point splat grows the nearer side by its radius.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import Tensor
+
+from warpinv.backbone import load_generator
+from warpinv.backbone.renderer import run_model
+from warpinv.cameras import hfgi3d_orbit, yaw_pitch_camera
+from warpinv.cameras.warp import pixels_to_grid, project_points, unproject_depth
+from warpinv.geometry.masks import erode
+from warpinv.geometry.pseudo_views import PseudoViewConfig, PseudoViewError, make_pseudo_views
+
+RESOLUTION = 64
+SPHERE_RADIUS = 0.3
+SHARPNESS = 5000.0
+
+
+def sphere_field(planes: Tensor, decoder: torch.nn.Module, options: dict):
+    """The generator's features, with the density of an opaque sphere at the origin."""
+
+    def field(coordinates: Tensor, directions: Tensor) -> dict[str, Tensor]:
+        out = run_model(planes, decoder, coordinates, directions, options)
+        out["sigma"] = SHARPNESS * (SPHERE_RADIUS - coordinates.norm(dim=-1, keepdim=True))
+        return out
+
+    return field
+
+
+def smooth(planes: Tensor, factor: int = 16) -> Tensor:
+    """Tri-planes low-passed by ``factor`` (average, then bilinear back to their size)."""
+    n, k, c, h, w = planes.shape
+    flat = planes.reshape(n * k, c, h, w)
+    low = torch.nn.functional.avg_pool2d(flat, factor)
+    return torch.nn.functional.interpolate(low, size=(h, w), mode="bilinear", align_corners=False).reshape(planes.shape)
+
+
+@pytest.fixture(scope="module")
+def scene() -> dict:
+    torch.manual_seed(0)
+    G = load_generator("tiny")
+    G.rendering_kwargs = {**G.rendering_kwargs, "depth_resolution": 48, "depth_resolution_importance": 48}
+    G.renderer.plane_field = sphere_field
+    ws = G.mapping(torch.randn(1, G.z_dim), yaw_pitch_camera(0.0, 0.0), truncation_psi=0.7)
+    camera = yaw_pitch_camera(0.15, 0.05)
+    views = hfgi3d_orbit()
+    kw = dict(deterministic=True, noise_mode="const", neural_rendering_resolution=RESOLUTION, superresolve=False)
+    with torch.no_grad():
+        planes = smooth(G.planes(ws, noise_mode="const"))
+        source = G.render_planes(planes, ws, camera, **kw)
+        targets = [G.render_planes(planes, ws, v[None], **kw) for v in views]
+    return {
+        "image": (source["image_raw"][0].clamp(-1, 1) + 1) / 2,
+        "depth": source["image_depth"][0, 0],
+        "camera": camera[0],
+        "views": views,
+        "truth": torch.cat([(t["image_raw"].clamp(-1, 1) + 1) / 2 for t in targets]),
+        "truth_depth": torch.cat([t["image_depth"] for t in targets]),
+        "source_depth": source["image_depth"],
+    }
+
+
+def masked_psnr(a: Tensor, b: Tensor, weight: Tensor) -> float:
+    mse = ((a - b) ** 2 * weight).sum() / (a.shape[0] * weight.sum())
+    return -10 * math.log10(float(mse))
+
+
+def dilate(mask: Tensor, radius: int) -> Tensor:
+    """``(H, W)`` bool grown by a square of ``radius``."""
+    return ~erode(~mask, 2 * radius + 1)
+
+
+def depth_edges(depth: Tensor, step: float = 0.05) -> Tensor:
+    """``(H, W)`` bool: a 4-neighbour's depth differs by more than ``step`` (silhouettes)."""
+    edge = torch.zeros_like(depth, dtype=torch.bool)
+    dy, dx = (depth[1:] - depth[:-1]).abs() > step, (depth[:, 1:] - depth[:, :-1]).abs() > step
+    edge[1:] |= dy
+    edge[:-1] |= dy
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    return edge
+
+
+@pytest.fixture(scope="module", params=["clean", "official"])
+def warped(request, scene: dict) -> tuple[str, object]:
+    config = PseudoViewConfig(mode=request.param)
+    pv = make_pseudo_views(scene["image"], scene["depth"], scene["camera"], scene["views"],
+                           torch.zeros_like(scene["truth"]), config, torch.Generator().manual_seed(0))
+    return request.param, pv
+
+
+def away_from_silhouettes(scene: dict, view: int, radius: float) -> Tensor:
+    """Target pixels more than the splat radius (+1) from a depth discontinuity: a splat grows the
+    nearer side of a silhouette by its radius, which no mask of the released pipeline removes."""
+    return ~dilate(depth_edges(scene["truth_depth"][view, 0]), int(math.ceil(radius)) + 1)
+
+
+def test_warps_match_the_generators_own_views_inside_the_mask(scene: dict, warped) -> None:
+    """Acceptance 2: above 30 dB in every one of the 30 orbit views, both modes (the figures are
+    in ``warpinv/methods/hfgi3d/README.md``)."""
+    mode, pv = warped
+    radius = PseudoViewConfig().point_radius
+    psnrs = [masked_psnr(pv.warps[i], scene["truth"][i], pv.masks[i] * away_from_silhouettes(scene, i, radius))
+             for i in range(len(scene["views"]))]
+    assert min(psnrs) > 30.0, (mode, [round(p, 1) for p in psnrs])
+
+
+def occlusion_gap(scene: dict, view: int) -> Tensor:
+    """``(R, R)``: how far behind the input's own surface each target pixel's point lies (world
+    units; <= 0 where the input sees it; +inf outside the input image)."""
+    points = unproject_depth(scene["truth_depth"][view: view + 1], scene["views"][view: view + 1])
+    xy, _, in_front = project_points(points, scene["camera"][None], RESOLUTION)
+    grid = pixels_to_grid(xy, RESOLUTION)[:, :, None]
+    source = torch.nn.functional.grid_sample(scene["source_depth"], grid, mode="nearest", align_corners=False)
+    distance = (points - scene["camera"][[3, 7, 11]]).norm(dim=-1)
+    inside = in_front & ((xy >= 0) & (xy <= RESOLUTION)).all(-1)
+    gap = torch.where(inside, distance - source.reshape(distance.shape), torch.full_like(distance, math.inf))
+    return gap.reshape(RESOLUTION, RESOLUTION)
+
+
+def test_masks_are_full_where_the_input_sees(scene: dict, warped) -> None:
+    """Reference visibility from the target's own depth: a target pixel is seen by the input when its
+    point is not behind the input's surface. Away from silhouettes by the mask kernels' reach, the
+    mask is above 0.9 on at least 90 % of those pixels in every view (measured: 91-100 %; the rest lie
+    where the sphere is seen at grazing angles).
+
+    Not asserted: that the mask is ~0 where the input cannot see. On this sphere the hidden parts
+    are bands a few pixels wide beside the silhouettes, which the 2 px splats and the blur reach
+    (measured: mask below 0.1 on 0-28 % of the pixels more than 0.05 behind the input's surface)."""
+    mode, pv = warped
+    kernels = PseudoViewConfig().kernels.scaled(RESOLUTION)
+    reach = kernels.coverage_erode // 2 + kernels.blur_size // 2 + 2
+    full = []
+    for i in range(len(scene["views"])):
+        gap = occlusion_gap(scene, i)
+        sphere = scene["truth_depth"][i, 0] < 3.2
+        clear = ~dilate(depth_edges(scene["truth_depth"][i, 0]), reach)
+        sure_seen = erode(sphere & (gap <= 0.01), 2 * reach + 1) & clear
+        assert sure_seen.sum() > 100
+        full.append(float((pv.masks[i, 0][sure_seen] > 0.9).float().mean()))
+    assert min(full) > 0.9, (mode, [round(f, 3) for f in full])
+
+
+def test_a_depth_map_with_no_surface_fails_clearly(scene: dict) -> None:
+    with pytest.raises(PseudoViewError, match="empty"):
+        make_pseudo_views(scene["image"], torch.zeros_like(scene["depth"]), scene["camera"], scene["views"][:1],
+                          scene["truth"][:1], PseudoViewConfig(), torch.Generator().manual_seed(0))
+    with pytest.raises(PseudoViewError, match="NaN"):
+        make_pseudo_views(scene["image"], torch.full_like(scene["depth"], math.nan), scene["camera"],
+                          scene["views"][:1], scene["truth"][:1], PseudoViewConfig(), torch.Generator())
+
+
+def test_excluded_pixels_are_not_warped(scene: dict) -> None:
+    """The paper's difference-map threshold: excluded input pixels contribute no colour, so their
+    part of each pseudo view falls back to the render (mask 0)."""
+    excluded = torch.zeros(RESOLUTION, RESOLUTION, dtype=torch.bool)
+    excluded[:, : RESOLUTION // 2] = True
+    config = PseudoViewConfig(mode="clean")
+    full = make_pseudo_views(scene["image"], scene["depth"], scene["camera"], scene["camera"][None],
+                             scene["image"][None], config, torch.Generator().manual_seed(0))
+    half = make_pseudo_views(scene["image"], scene["depth"], scene["camera"], scene["camera"][None],
+                             scene["image"][None], config, torch.Generator().manual_seed(0), excluded=excluded)
+    assert half.num_visible < full.num_visible
+    assert float(half.masks[0, 0, :, : RESOLUTION // 2 - 4].max()) < 0.05
+    assert float(full.masks[0, 0, :, : RESOLUTION // 2 - 4].mean()) > 0.5
+    right = slice(RESOLUTION // 2 + 4, None)
+    torch.testing.assert_close(half.masks[..., right], full.masks[..., right])
+
+
+def test_bad_inputs_are_refused(scene: dict) -> None:
+    args = (scene["image"], scene["depth"], scene["camera"], scene["views"][:2], scene["truth"][:2])
+    with pytest.raises(ValueError, match="renders"):
+        make_pseudo_views(*args[:4], scene["truth"][:1], PseudoViewConfig(), torch.Generator())
+    with pytest.raises(ValueError, match="image"):
+        make_pseudo_views(scene["image"][0], *args[1:], PseudoViewConfig(), torch.Generator())
+    with pytest.raises(ValueError, match="mode"):
+        PseudoViewConfig(mode="exact")  # type: ignore[arg-type]
