@@ -208,7 +208,9 @@ class BenchEvaluator:
         if self.multiview and multiview:
             rows.append(self._base(item, MULTIVIEW_VIEW, **self._score_multiview(method, item, renderer, out,
                                                                                  multiview)))
-        return rows, grid_entries(item, views, renders, out["image_depth"][0], gt_images)
+        entries = grid_entries(item, views, renders, out["image_depth"][0], gt_images)
+        entries += [(name, to_uint8(image), caption, "method") for name, image, caption in inversion.illustrations()]
+        return rows, entries
 
     def _score_multiview(self, method: InversionMethod, item: InversionItem, renderer: Any,
                          out: dict[str, Tensor], multiview: dict[str, Any]) -> dict[str, Any]:

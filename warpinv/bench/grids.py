@@ -19,7 +19,8 @@ from torch import Tensor
 
 from warpinv.bench.rows import STATUS_OK
 
-#: What one grid line shows: ``(name, image, caption, line)``; the lines are ``main``, ``truth``, ``render``.
+#: What one grid line shows: ``(name, image, caption, line)``; the lines are ``main``, ``truth``, ``render``,
+#: ``method``.
 GridEntry = tuple[str, Tensor, str, str]
 
 

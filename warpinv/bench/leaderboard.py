@@ -556,7 +556,7 @@ class GridImage:
     caption: str
     row: str = "main"
     """Grid line: ``main`` (input, reconstruction, depth, sweep), ``truth`` (GT novel views), ``render`` (at GT
-    cameras)."""
+    cameras), ``method`` (what the method shows of its own work, e.g. HFGI3D's pseudo views)."""
 
 
 def to_html(board: Leaderboard, grids: dict[str, dict[str, list[GridImage]]] | None = None) -> str:

@@ -126,9 +126,13 @@ def _candidates(ndc: Tensor, offset: int, xs: Tensor, ys: Tensor, r2: Tensor,
 
 def _top_k(pixel: Tensor, z: Tensor, index: Tensor, dist2: Tensor,
            k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The ``k`` entries of each pixel with the smallest ``(z, index)``."""
-    order = torch.argsort(index, stable=True)
-    order = order[torch.argsort(z[order], stable=True)]
+    """The ``k`` entries of each pixel with the smallest ``(z, index)``.
+
+    Entries of equal pixel and ``z`` must come in increasing ``index`` (true of :func:`_candidates`,
+    point-major, and of the previous top-``k`` lists followed by a later chunk), so two stable sorts
+    give the ``(pixel, z, index)`` order.
+    """
+    order = torch.argsort(z, stable=True)
     order = order[torch.argsort(pixel[order], stable=True)]
     pixel, z, index, dist2 = pixel[order], z[order], index[order], dist2[order]
     rank = _rank_in_group(pixel)

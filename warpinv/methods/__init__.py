@@ -9,6 +9,7 @@ from __future__ import annotations
 from warpinv.methods.base import (
     METHODS,
     Inversion,
+    InversionFailedError,
     InversionItem,
     InversionMethod,
     InversionOutcome,
@@ -24,7 +25,7 @@ from warpinv.methods.base import (
 from warpinv.methods.rendering import LatentRenderer, substituted_tensors
 
 # Built-in methods: importing a sub-package registers its method(s) in METHODS.
-from warpinv.methods import pti, w_opt, wplus_opt  # noqa: E402,F401  # isort: skip  (registration side effect)
+from warpinv.methods import hfgi3d, pti, w_opt, wplus_opt  # noqa: E402,F401  # isort: skip  (registration side effect)
 
 __all__ = [
     "METHODS",
@@ -34,6 +35,7 @@ __all__ = [
     "InversionOutcome",
     "LatentRenderer",
     "MethodConfig",
+    "InversionFailedError",
     "NonFiniteLossError",
     "build_method",
     "check_finite",

@@ -160,6 +160,11 @@ class Inversion:
                            "(import the method that defines it first)")
         return cls._kinds[kind]
 
+    def illustrations(self) -> list[tuple[str, Tensor, str]]:
+        """Images a method shows of its own work in the leaderboard's HTML grid (e.g. HFGI3D's pseudo
+        views): ``(name, image (3, H, W) in [-1, 1], caption)``; none by default."""
+        return []
+
     # -- storage ------------------------------------------------------------------------------------
 
     def storage_bytes(self, precision: Precision = "float32") -> int:
@@ -252,6 +257,11 @@ class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite; the image gets a failed row."""
 
 
+class InversionFailedError(Exception):
+    """A method cannot invert this image for a reason of the image's own (e.g. HFGI3D's pseudo views
+    on a degenerate depth map); the image gets a failed row with the message as its reason."""
+
+
 def check_finite(loss: Tensor, step: int) -> None:
     """Raise :class:`NonFiniteLossError` when ``loss`` is NaN or infinite."""
     if not torch.isfinite(loss).all():
@@ -265,10 +275,12 @@ def failure_reason(err: BaseException) -> str | None:
     Example:
         >>> failure_reason(NonFiniteLossError("loss is nan at step 3"))
         'NonFiniteLossError: loss is nan at step 3'
+        >>> failure_reason(InversionFailedError("pseudo views: no visible point"))
+        'InversionFailedError: pseudo views: no visible point'
         >>> failure_reason(KeyError("bug")) is None
         True
     """
-    if isinstance(err, (NonFiniteLossError, torch.OutOfMemoryError)):
+    if isinstance(err, (NonFiniteLossError, InversionFailedError, torch.OutOfMemoryError)):
         return f"{type(err).__name__}: {err}".strip()
     if isinstance(err, RuntimeError) and "out of memory" in str(err).lower():
         return "OutOfMemory: " + str(err).splitlines()[0]
@@ -427,7 +439,8 @@ class InversionMethod(pl.LightningModule):
         return unreadable + [self.invert_item(item) for item in items]
 
     def invert_item(self, item: InversionItem) -> InversionOutcome:
-        """Invert one image with its seed; NaN and out-of-memory failures become failed outcomes."""
+        """Invert one image with its seed; NaN, out-of-memory (a RuntimeError) and the method's own
+        :class:`InversionFailedError` failures become failed outcomes."""
         device = item.image.device
         _reset_cuda_peak(device)
         start = time.perf_counter()
@@ -436,7 +449,7 @@ class InversionMethod(pl.LightningModule):
                 torch.manual_seed(image_seed(item.image_id, self.config.seed))
                 inversion = self.invert(item)
             check_inversion(inversion)
-        except (NonFiniteLossError, RuntimeError) as err:  # torch.OutOfMemoryError is a RuntimeError
+        except (NonFiniteLossError, InversionFailedError, RuntimeError) as err:
             return InversionOutcome(item, None, _reason_or_raise(err, device), time.perf_counter() - start)
         return InversionOutcome(item, inversion, None, time.perf_counter() - start, _cuda_peak_mb(device))
 
@@ -453,7 +466,7 @@ class InversionMethod(pl.LightningModule):
                 inversions = self.invert_batch(items)
             for inversion in inversions:
                 check_inversion(inversion)
-        except (NonFiniteLossError, RuntimeError) as err:
+        except (NonFiniteLossError, InversionFailedError, RuntimeError) as err:
             reason = _reason_or_raise(err, device)
             share = (time.perf_counter() - start) / len(items)
             return [InversionOutcome(item, None, reason, share) for item in items]

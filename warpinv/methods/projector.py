@@ -51,6 +51,8 @@ from warpinv.metrics.lpips import Net
 
 Space = Literal["w", "w+"]
 StepCallback = Callable[[int, dict[str, float]], None]
+#: ``regularizer(ws) -> scalar``: an extra projector loss term of the step's latent ``(1, num_ws, w_dim)``.
+Regularizer = Callable[[Tensor], Tensor]
 #: Adam betas of the StyleGAN2 projector (not a setting of any official config).
 ADAM_BETAS: tuple[float, float] = (0.9, 0.999)
 
@@ -341,6 +343,7 @@ def project(
     layer_spread_weight: float = 0.0,
     neural_rendering_resolution: int | None = None,
     callback: StepCallback | None = None,
+    regularizer: Regularizer | None = None,
 ) -> Projection:
     """Fit a latent so that ``G`` renders ``target`` from ``camera``.
 
@@ -357,6 +360,8 @@ def project(
         layer_spread_weight: weight of the spread of the W+ layers around their mean (W+ only).
         neural_rendering_resolution: raw render size; ``None`` keeps the generator's.
         callback: called after every step with the step index and that step's loss terms.
+        regularizer: an extra loss term ``regularizer(ws)`` of the step's (noised) ``ws
+            (1, num_ws, w_dim)``, added with weight 1 (its value is the term ``regularizer``).
 
     Raises:
         NonFiniteLossError: the loss became NaN or infinite (the image gets a failed row).
@@ -399,6 +404,9 @@ def project(
 
             terms = loss_terms(weights, space, image, target, mask, latent, noise, stats, perceptual)
             loss = sum((weights[k] * v for k, v in terms.items()), torch.zeros((), device=device))
+            if regularizer is not None:
+                terms["regularizer"] = regularizer(ws)
+                loss = loss + terms["regularizer"]
             check_finite(loss, step)
 
             optimizer.zero_grad(set_to_none=True)
@@ -439,7 +447,7 @@ class ItemProjection:
 def project_item(G: EG3DGenerator, item: InversionItem, config: ProjectorConfig, *, space: Space,
                  perceptual: PerceptualLoss | None = None, layer_spread_weight: float = 0.0,
                  neural_rendering_resolution: int | None = None,
-                 callback: StepCallback | None = None) -> ItemProjection:
+                 callback: StepCallback | None = None, regularizer: Regularizer | None = None) -> ItemProjection:
     """Fit a latent to one dataset item: resize its image and mask to the generator's resolution,
     compute the latent statistics (``config.w_avg_samples``, ``config.w_avg_seed``) with the item's
     intrinsics, then :func:`project` (gradients on)."""
@@ -450,7 +458,8 @@ def project_item(G: EG3DGenerator, item: InversionItem, config: ProjectorConfig,
                              conditioning=config.conditioning)
         projection = project(G, target, camera, config, stats, space=space, perceptual=perceptual, mask=mask,
                              layer_spread_weight=layer_spread_weight,
-                             neural_rendering_resolution=neural_rendering_resolution, callback=callback)
+                             neural_rendering_resolution=neural_rendering_resolution, callback=callback,
+                             regularizer=regularizer)
     return ItemProjection(target, mask, camera, stats, projection)
 
 
@@ -460,6 +469,7 @@ __all__ = [
     "LatentStats",
     "Projection",
     "ProjectorConfig",
+    "Regularizer",
     "Space",
     "StepCallback",
     "backbone_noise_names",
