@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.stamp-install
 SUITE  ?= default
 ARGS   ?=
 
-.PHONY: test test-fast lint bench bench-results perf clean-venv help
+.PHONY: test test-fast lint bench bench-results perf perf-hfgi3d clean-venv help
 
 help:
 	@echo "make test            run the test suite and the doctests of warpinv/ (creates .venv on first use)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench           run the default benchmark on the embedded tiny generator (SUITE=celebahq for the real one)"
 	@echo "make bench-results   copy runs/bench/\$$SUITE's tables and grids into benchmarks/results/\$$SUITE"
 	@echo "make perf            backbone performance benchmark -> benchmarks/results/perf_backbone.json"
+	@echo "make perf-hfgi3d     HFGI3D per-image cost -> benchmarks/results/perf_hfgi3d.json (ARGS='--views 2' on a CPU)"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "warpinv needs Python >= 3.10, found " + sys.version.split()[0]'
@@ -46,6 +47,10 @@ bench-results: $(STAMP)
 
 perf: $(STAMP)
 	$(PY) benchmarks/perf/backbone.py $(ARGS)
+
+# HFGI3D's per-image cost: pseudo views (measured) and the stages (per-step costs, extrapolated).
+perf-hfgi3d: $(STAMP)
+	$(PY) benchmarks/perf/hfgi3d.py $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
