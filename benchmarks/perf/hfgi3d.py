@@ -32,7 +32,7 @@ with its formula. Output: ``benchmarks/results/perf_hfgi3d.json`` and a Markdown
 
     python benchmarks/perf/hfgi3d.py --views 2          # about 7 minutes on 2 CPU cores
     python benchmarks/perf/hfgi3d.py --configs tiny --pseudo-settings tiny --out runs/perf_hfgi3d.json
-    python benchmarks/perf/hfgi3d.py --smoke --out /tmp/smoke.json    # seconds, in one process
+    python benchmarks/perf/hfgi3d.py --smoke --out smoke.json         # seconds, in one process
 
 Reference, **context only, not a side-by-side measurement** (other hardware, the CUDA PyTorch3D
 rasteriser, trained weights and a data-dependent early stop): In-N-Out measured HFGI3D at 7.51 h for

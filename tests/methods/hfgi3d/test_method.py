@@ -1,4 +1,7 @@
-"""The HFGI3D method on the tiny generator: its stages, what it keeps and discards, and its failures."""
+"""The HFGI3D method on the tiny generator: its stages, what it keeps and discards, and its failures.
+
+No golden fixture here (so no ``golden`` marker): the official pseudo-view steps are checked against
+``../shared/fixtures/hfgi3d`` in ``tests/geometry/test_hfgi3d_golden.py``."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
-"""HFGI3D's density-symmetry loss on the tiny generator."""
+"""HFGI3D's density-symmetry loss on the tiny generator (checked against its official recipe re-derived
+through ``G.sample_mixed``; no golden fixture records it, so no ``golden`` marker)."""
 from __future__ import annotations
 
 import pytest
