@@ -1,5 +1,6 @@
 """``benchmarks/perf/hfgi3d.py --smoke``: the JSON and Markdown it writes and the arithmetic of its
-extrapolations (one in-process run of under 10 s on 2 otherwise idle CPU cores)."""
+extrapolations (one in-process run of under 10 s on 2 otherwise idle CPU cores). A performance script,
+not a port: no golden fixture, so no ``golden`` marker."""
 from __future__ import annotations
 
 import importlib.util
