@@ -234,7 +234,7 @@ def surface_mesh(depth: Tensor, camera: Tensor, mesh_size: int, mode: Mode) -> t
     if mode == "official":
         metres = quantize_depth_mm(depth).double() / DEPTH_PNG_SCALE
         resized = resize_depth(metres, (mesh_size, mesh_size))
-        focal, _ = _focal_and_centre(camera)
+        focal = _official_focal(camera)
         vertices, faces = depth_to_mesh(resized, pixel_intrinsics(mesh_size, mesh_size, focal).to(depth.device))
         return camera_to_world(vertices, camera[:16].reshape(4, 4)), faces
     resized = resize_depth(depth, (mesh_size, mesh_size))
@@ -245,7 +245,7 @@ def surface_mesh(depth: Tensor, camera: Tensor, mesh_size: int, mode: Mode) -> t
 def _input_projection(points: Tensor, camera: Tensor, height: int, width: int, mode: Mode) -> tuple[Tensor, Tensor]:
     """Pixel coordinates (integers at pixel centres, as the z-buffer rounds them) and camera depth."""
     if mode == "official":
-        focal, _ = _focal_and_centre(camera)
+        focal = _official_focal(camera)
         K = pixel_intrinsics(width, height, focal)
         xy, z = project_points(points, camera[:16].reshape(4, 4), K)
         return xy.to(points.device), z.to(points.device)
@@ -256,7 +256,7 @@ def _input_projection(points: Tensor, camera: Tensor, height: int, width: int, m
 def _view_ndc(points: Tensor, camera: Tensor, height: int, width: int, mode: Mode) -> Tensor:
     """``(M, 3)`` NDC of the points in a pseudo-view camera (points behind it get ``z < 0``)."""
     if mode == "official":
-        focal, _ = _focal_and_centre(camera)
+        focal = _official_focal(camera)
         return points_to_ndc(points, camera[:16].reshape(4, 4), height, width, focal)
     xy, z, _ = project_to_pixels(points[None], camera[None].to(points.dtype), (height, width))
     return pixels_to_ndc(xy[0], z[0], height, width).float()
@@ -298,15 +298,15 @@ def _splat(ndc: Tensor, features: Tensor, radius: float, height: int, width: int
     return alpha_composite(fragments.idx, splat_alphas(fragments.dists2, radius), features)
 
 
-def _focal_and_centre(camera: Tensor) -> tuple[float, tuple[float, float]]:
-    """The label's normalised focal ``fx`` and principal point; refused when the pixels are not square
+def _official_focal(camera: Tensor) -> float:
+    """The label's normalised focal ``fx``; refused when the pixels are not square
     or the centre is off-centre, which the released pixel grid cannot express."""
     _, K = unpack_label(camera[None].double())
     fx, fy, cx, cy = (float(v) for v in (K[0, 0, 0], K[0, 1, 1], K[0, 0, 2], K[0, 1, 2]))
     if abs(fx - fy) > 1e-6 or abs(cx - 0.5) > 1e-6 or abs(cy - 0.5) > 1e-6:
         raise PseudoViewError(f"the official pseudo-view mode needs square pixels and a centred principal point "
                               f"(fx {fx}, fy {fy}, centre ({cx}, {cy})); use mode 'clean'")
-    return fx, (cx, cy)
+    return fx
 
 
 def _check_inputs(image: Tensor, depth: Tensor, camera: Tensor, cameras: Tensor, renders: Tensor,
