@@ -195,3 +195,16 @@ def test_bad_inputs_are_refused(scene: dict) -> None:
         make_pseudo_views(scene["image"][0], *args[1:], PseudoViewConfig(), torch.Generator())
     with pytest.raises(ValueError, match="mode"):
         PseudoViewConfig(mode="exact")  # type: ignore[arg-type]
+
+
+def test_poisson_blending_keeps_the_render_outside_the_warped_region(scene: dict) -> None:
+    """The paper's Poisson variant: where the mask is 0 the pseudo view is the render itself."""
+    renders = torch.full_like(scene["truth"][:2], 0.25)
+    args = (scene["image"], scene["depth"], scene["camera"], scene["views"][:2], renders)
+    alpha = make_pseudo_views(*args, PseudoViewConfig(mode="clean"), torch.Generator().manual_seed(0))
+    poisson = make_pseudo_views(*args, PseudoViewConfig(mode="clean", blending="poisson"),
+                                torch.Generator().manual_seed(0))
+    outside = alpha.masks[:, 0] == 0
+    assert outside.any() and torch.equal(poisson.masks, alpha.masks)
+    torch.testing.assert_close(poisson.images.permute(1, 0, 2, 3)[:, outside], renders.permute(1, 0, 2, 3)[:, outside])
+    assert not torch.allclose(poisson.images, alpha.images)

@@ -58,6 +58,7 @@ from warpinv.geometry.mesh import (
     quantize_depth_mm,
     resize_depth,
 )
+from warpinv.geometry.poisson import poisson_blend
 from warpinv.geometry.sampling import sample_surface
 from warpinv.geometry.splat import alpha_composite, pixels_to_ndc, points_to_ndc, rasterize_points, splat_alphas
 from warpinv.geometry.visibility import project_points, sample_colors, zbuffer_visibility
@@ -278,16 +279,16 @@ def _pseudo_view(seen: SeenSurface, camera: Tensor, render: Tensor, config: Pseu
         _, mask_png = pseudo_view_mask(to_uint8(coverage[0]), to_uint8(coverage[1]), kernels)
         mask = mask_png.double() / 255.0
         warp = warp_png.double() / 255.0
-        blended = to_uint8(blend(mask_png, warp_png, torch.round(render.double() * 255))).double() / 255.0
     else:
         weight = colour[3:]
         warp = torch.where(weight > 0, colour[:3] / weight.clamp(min=1e-12), torch.zeros_like(colour[:3])).double()
         mask = soft_mask(coverage[0], coverage[1], kernels)
-        blended = mask * warp + (1 - mask) * render.double()
     if config.blending == "poisson":
-        from warpinv.geometry.poisson import poisson_blend
-
         blended = poisson_blend(warp[None], render.double()[None], mask[None, None])[0].clamp(0, 1)
+    elif config.mode == "official":
+        blended = to_uint8(blend(mask_png, warp_png, torch.round(render.double() * 255))).double() / 255.0
+    else:
+        blended = mask * warp + (1 - mask) * render.double()
     return blended.float(), mask[None].float(), warp.float()
 
 

@@ -40,7 +40,14 @@ from warpinv.methods.base import (
 )
 from warpinv.methods.hfgi3d.symmetry import OFFICIAL_GRID_SIZE, density_symmetry_loss
 from warpinv.methods.losses import PerceptualLoss, lpips_trunk_weights
-from warpinv.methods.projector import ItemProjection, ProjectorConfig, StepCallback, project_item, synthesize
+from warpinv.methods.projector import (
+    ItemProjection,
+    ProjectorConfig,
+    Regularizer,
+    StepCallback,
+    project_item,
+    synthesize,
+)
 from warpinv.methods.tuning import (
     InputAndRandomView,
     TuningConfig,
@@ -222,7 +229,7 @@ class HFGI3D(InversionMethod):
         return HFGI3DInversion(item.image_id, self.name, ws, item.camera,
                                generator_delta=changed_parameters(self.G, final), tensors=tensors, info=info)
 
-    def symmetry_regularizer(self) -> Any:
+    def symmetry_regularizer(self) -> Regularizer | None:
         """The pivot's density-symmetry term (``None`` when its weight is 0, as released)."""
         weight, grid = self.config.pivot.symmetry_weight, self.config.pivot.symmetry_grid
         if weight == 0:
