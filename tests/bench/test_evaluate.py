@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,120 @@ def test_named_protocol_views_are_scored_by_identity_metrics(method, tmp_path) -
     assert other != [hfgi3d]
     board = aggregate(rows, [MethodSummary("toy", "bench_toy", "h1")])
     assert {c.group for c in board.columns} >= {"goae", "hfgi3d"}
+
+
+# ------------------------------------------------------------------------------- occluded inputs (issue 13)
+
+
+class OODRenderer:
+    """A renderer with an OOD part (as In-N-Out's): its removal returns the clean image, its blend map the
+    occluder mask at half the image's resolution."""
+
+    def __init__(self, base, clean: Tensor, mask: Tensor, fail: bool = False) -> None:
+        self.base, self.clean, self.mask, self.fail = base, clean, mask, fail
+
+    def __call__(self, cameras: Tensor) -> dict[str, Tensor]:
+        return self.base(cameras)
+
+    def without_ood(self, cameras: Tensor) -> dict[str, Tensor]:
+        if self.fail:
+            raise RuntimeError("removal failed on purpose")
+        return {**self.base(cameras), "image": self.clean.expand(len(cameras), -1, -1, -1)}
+
+    def blend_map(self, cameras: Tensor) -> Tensor:
+        return self.mask[..., ::2, ::2].expand(len(cameras), -1, -1, -1)
+
+
+def occluded_item(image_id: str = "occ.png", has_mask: bool = True) -> InversionItem:
+    """A clean grey face with a bright square pasted on it, plus the extras an occluder dataset supplies."""
+    clean = torch.full((1, 3, SIZE, SIZE), -0.2)
+    mask = torch.zeros(1, 1, SIZE, SIZE)
+    mask[..., 8:20, 10:22] = 1
+    it = item(image_id)
+    it.image = clean * (1 - mask) + 0.9 * mask
+    it.extras.update(clean_image=clean, ood_mask=mask if has_mask else torch.zeros_like(mask),
+                     has_ood_mask=torch.tensor([has_mask]))
+    return it
+
+
+def ood_metrics() -> MetricSet:
+    from warpinv.metrics import BlendIoU, CleanPSNR
+
+    return metric_set(psnr=PSNR(resolution=None), clean_psnr=CleanPSNR(resolution=None), blend_iou=BlendIoU())
+
+
+def test_a_renderer_that_separates_ood_is_scored_on_its_removal_and_blend_map(method, tmp_path,
+                                                                            monkeypatch) -> None:
+    from warpinv.methods.rendering import SeparatesOOD
+
+    it = occluded_item()
+    base = method.renderer
+    monkeypatch.setattr(method, "renderer", lambda inv, batch=16: OODRenderer(base(inv, batch),
+                                                                                it.extras["clean_image"],
+                                                                                it.extras["ood_mask"]))
+    assert isinstance(method.renderer(None), SeparatesOOD)
+    ev = evaluator(ood_metrics(), tmp_path)
+    assert ev.metrics.kinds["clean_psnr"] == ev.metrics.kinds["blend_iou"] == "ood"
+    rows = ev.rows(method, outcome(method, it))
+    values = rows[0]["metrics"]
+    assert rows[0]["view"] == "input" and rows[0]["notes"] == []
+    assert {k: values[k] for k in ("clean_psnr", "clean_psnr_in", "clean_psnr_out", "blend_iou")} == {
+        "clean_psnr": math.inf, "clean_psnr_in": math.inf, "clean_psnr_out": math.inf, "blend_iou": 1.0}
+    assert math.isfinite(values["psnr"])  # the ordinary render is still scored against the occluded input
+    assert all("clean_psnr" not in r["metrics"] and "blend_iou" not in r["metrics"] for r in rows[1:])
+
+    from warpinv.bench.leaderboard import MethodSummary, aggregate, to_markdown
+    from warpinv.bench.runner import _metric_meta
+
+    board = aggregate(rows, [MethodSummary("toy", "bench_toy", "h1")], _metric_meta(ev.metrics))
+    titles = {c.key: c.title for c in board.columns if c.group == "input"}
+    assert titles["clean_psnr_in"] == "clean_psnr_in ↑ (input view)"
+    assert titles["blend_iou"] == "blend_iou ↑ (input view)"
+    assert "| inf | inf | inf | 1.000 |" in to_markdown(board)  # the clean_psnr columns and blend_iou
+
+
+def test_a_plain_renderer_is_scored_on_its_ordinary_render_and_has_no_blend_map(method, tmp_path) -> None:
+    from warpinv.bench.evaluate import resize_like
+
+    it = occluded_item()
+    inv = inversion(method, it)
+    [row, *_] = evaluator(ood_metrics(), tmp_path).rows(method, InversionOutcome(it, inv, seconds=1.0))
+    render = resize_like(method.renderer(inv)(it.camera)["image"].clamp(-1, 1), it.image)
+    clean, mask = it.extras["clean_image"], it.extras["ood_mask"]
+    assert row["metrics"]["clean_psnr"] == pytest.approx(PSNR(resolution=None)(render, clean).item(), abs=1e-4)
+    inside = PSNR(resolution=None)(render, clean, mask).item()
+    assert row["metrics"]["clean_psnr_in"] == pytest.approx(inside, abs=1e-4)
+    assert row["metrics"]["blend_iou"] is None
+    assert row["notes"] == ["blend_iou: no blend map: the method's renderer (LatentRenderer) has no OOD part"]
+
+
+def test_items_without_the_extras_get_no_ood_columns(method, tmp_path) -> None:
+    ev = evaluator(ood_metrics(), tmp_path)
+    [row, *_] = ev.rows(method, outcome(method, item()))
+    assert set(row["metrics"]) == {"psnr"} and row["notes"] == []
+    [row, *_] = ev.rows(method, outcome(method, occluded_item(has_mask=False)))  # a placeholder mask only
+    assert set(row["metrics"]) == {"psnr", "clean_psnr"} and row["notes"] == []
+
+
+def test_a_failing_removal_leaves_none_and_a_note(method, tmp_path, monkeypatch) -> None:
+    it = occluded_item()
+    base = method.renderer
+    monkeypatch.setattr(method, "renderer", lambda inv, batch=16: OODRenderer(base(inv, batch),
+                                                                                it.extras["clean_image"],
+                                                                                it.extras["ood_mask"], fail=True))
+    [row, *_] = evaluator(ood_metrics(), tmp_path).rows(method, outcome(method, it))
+    assert [row["metrics"][k] for k in ("clean_psnr", "clean_psnr_in", "clean_psnr_out")] == [None] * 3
+    assert row["metrics"]["blend_iou"] == 1.0 and row["status"] == "ok"
+    assert row["notes"] == ["clean_psnr: RuntimeError: removal failed on purpose"]
+
+
+def test_ood_columns_of_a_suite_entry_at_another_resolution_keep_apart() -> None:
+    from warpinv.bench.metric_set import build_metric_set
+
+    metrics, _ = build_metric_set(["clean_psnr", "clean_psnr@native", "blend_iou"])
+    assert metrics.kinds == {"clean_psnr": "ood", "clean_psnr@native": "ood", "blend_iou": "ood"}
+    assert list(metrics.info["clean_psnr@native"]["columns"]) == ["clean_psnr@native", "clean_psnr_in@native",
+                                                                    "clean_psnr_out@native"]
+    assert metrics.info["clean_psnr"]["columns"]["clean_psnr_in"] == {"higher_is_better": True, "unit": "dB",
+                                                                      "resolution": 256}
+    assert metrics.info["blend_iou"]["higher_is_better"] is True and "columns" not in metrics.info["blend_iou"]

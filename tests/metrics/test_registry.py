@@ -13,7 +13,7 @@ from warpinv.metrics.base import unavailable_reason
 from warpinv.weights import MissingWeightsError, get_spec
 
 EXPECTED = ["mse", "psnr", "ssim", "ssim_valid", "ms_ssim", "lpips_alex", "lpips_vgg", "id_arcface", "id_facenet",
-            "ibrnet_consistency", "reprojection_consistency"]
+            "ibrnet_consistency", "reprojection_consistency", "clean_psnr", "blend_iou"]
 NEEDS_WEIGHTS = {"lpips_alex", "lpips_vgg", "id_arcface", "id_facenet", "ibrnet_consistency"}
 README = Path(metrics_package.__file__).with_name("README.md")
 
@@ -33,26 +33,27 @@ def test_metadata_is_complete(name: str) -> None:
     low, high = info.value_range
     assert low < high and not math.isnan(low) and not math.isnan(high)
     assert info.resolution is None or info.resolution > 0
-    assert info.input_range == (-1.0, 1.0)
+    assert info.input_range == ((0.0, 1.0) if name == "blend_iou" else (-1.0, 1.0))  # blend map and mask
     assert len(info.protocol) > 80 and len(info.comparable_to) > 20
     assert bool(info.weights) == bool(info.weight_names) == (name in NEEDS_WEIGHTS)
     for weight in info.weight_names:
         get_spec(weight)  # every weight is a registry entry
     columns = info.columns()
-    if info.kind == "pair":
+    if info.kind == "pair" or name == "blend_iou":
         assert columns == {name: info} and not info.outputs
     else:
-        assert info.kind == "multiview" and len(columns) >= 2
+        assert info.kind in ("multiview", "ood") and len(columns) >= 2
         for column, sub in columns.items():
-            assert sub.name == column and sub.kind == "multiview" and sub.protocol and sub.comparable_to
+            assert sub.name == column and sub.kind == info.kind and sub.protocol and sub.comparable_to
 
 
 def test_pair_metric_resolutions() -> None:
     resolutions = {info.name: info.resolution for info in list_metrics()}
-    for name in ("mse", "psnr", "ssim", "ssim_valid", "ms_ssim", "lpips_alex", "lpips_vgg", "id_arcface"):
+    for name in ("mse", "psnr", "ssim", "ssim_valid", "ms_ssim", "lpips_alex", "lpips_vgg", "id_arcface", "clean_psnr"):
         assert resolutions[name] == 256, name
     assert resolutions["id_facenet"] == 160
     assert resolutions["ibrnet_consistency"] is None  # the render resolution
+    assert resolutions["blend_iou"] is None  # the OOD mask's resolution
 
 
 @pytest.mark.parametrize("name", sorted(NEEDS_WEIGHTS))

@@ -20,9 +20,11 @@ from warpinv.backbone.loading import (
 )
 from warpinv.backbone.presets import PRESETS, GeneratorPreset, get_preset
 from warpinv.backbone.renderer import (
+    TRANSMITTANCE_MODES,
     ImportanceRenderer,
     OSGDecoder,
     RadianceField,
+    RaySamples,
     RenderOutput,
     march,
     march_composite,
@@ -37,7 +39,9 @@ __all__ = [
     "OSGDecoder",
     "PRESETS",
     "RadianceField",
+    "RaySamples",
     "RenderOutput",
+    "TRANSMITTANCE_MODES",
     "SuperResolution",
     "build_generator",
     "build_random",

@@ -110,12 +110,15 @@ class MarchResult:
         depth: ``(N, M, 1)`` expected distance along the unit ray.
         weights: ``(N, M, S-1, 1)`` per-interval weights.
         depths: ``(N, M, S, 1)`` the sorted sample depths they belong to.
+        outer_opacity: ``(N, M, 1)`` the part of the weights that belongs to the second field of
+            :func:`march_composite` (``None`` for :func:`march`).
     """
 
     rgb: Tensor
     depth: Tensor
     weights: Tensor
     depths: Tensor
+    outer_opacity: Tensor | None = None
 
 
 def _midpoints(x: Tensor) -> Tensor:
@@ -180,12 +183,19 @@ def march(colors: Tensor, densities: Tensor, depths: Tensor, options: Mapping[st
     return _finish(composite(sample_weights(weights), colors), weights, depths, options)
 
 
-def march_composite(inner: dict[str, Tensor], outer: dict[str, Tensor], depths: Tensor,
-                    options: Mapping[str, Any]) -> MarchResult:
-    """Composite two fields with a per-sample blend ``b`` in ``[0, 1]`` (In-N-Out's ``blend_forward``).
+#: How :func:`march_composite` attenuates light: ``product`` = ``prod (1 - b*a_out)(1 - (1-b)*a_in)``
+#: (In-N-Out's released ``blend_forward``), ``density_sum`` = ``exp(-sum (sigma_out + sigma_in) delta)``
+#: (the In-N-Out paper's ``T^C``, not in the released code).
+TRANSMITTANCE_MODES = ("product", "density_sum")
 
-    Transmittance is ``prod (1 - b*a_out) (1 - (1-b)*a_in)`` and colour
-    ``sum T (b*a_out*c_out + (1-b)*a_in*c_in)``. ``b = 0`` reproduces :func:`march` of ``inner``.
+
+def march_composite(inner: dict[str, Tensor], outer: dict[str, Tensor], depths: Tensor,
+                    options: Mapping[str, Any], transmittance: str = "product") -> MarchResult:
+    """Composite two fields with a per-sample blend ``b`` (In-N-Out's ``blend_forward``).
+
+    Colour is ``sum T (b*a_out*c_out + (1-b)*a_in*c_in)`` with ``T`` from ``transmittance``
+    (:data:`TRANSMITTANCE_MODES`). ``b = 0`` reproduces :func:`march` of ``inner``, ``b = 1`` that of
+    ``outer`` (``product`` mode). ``b`` is not clamped: In-N-Out's OOD removal scales it past 1.
 
     Args:
         inner, outer: dicts with ``rgb (N, M, S, C)``, ``sigma (N, M, S, 1)``; ``outer`` also holds
@@ -193,13 +203,18 @@ def march_composite(inner: dict[str, Tensor], outer: dict[str, Tensor], depths: 
         depths: ``(N, M, S, 1)``.
     """
     _check_clamp_mode(options)
+    if transmittance not in TRANSMITTANCE_MODES:
+        raise ValueError(f"transmittance must be one of {TRANSMITTANCE_MODES}, got {transmittance!r}")
     deltas = depths[:, :, 1:] - depths[:, :, :-1]
     blend = _midpoints(outer["blend"])
-    a_out = _alpha(outer["sigma"], deltas) * blend
-    a_in = _alpha(inner["sigma"], deltas) * (1 - blend)
-    trans = _transmittance((1 - a_out) * (1 - a_in))
+    alpha_out, alpha_in = _alpha(outer["sigma"], deltas), _alpha(inner["sigma"], deltas)
+    a_out, a_in = alpha_out * blend, alpha_in * (1 - blend)
+    survive = (1 - a_out) * (1 - a_in) if transmittance == "product" else (1 - alpha_out) * (1 - alpha_in)
+    trans = _transmittance(survive)
     rgb = torch.sum(trans * (a_out * _midpoints(outer["rgb"]) + a_in * _midpoints(inner["rgb"])), -2)
-    return _finish(rgb, trans * (a_out + a_in), depths, options)
+    result = _finish(rgb, trans * (a_out + a_in), depths, options)
+    result.outer_opacity = torch.sum(trans * a_out, -2)
+    return result
 
 
 def ray_box_limits(origins: Tensor, directions: Tensor, box_side: float) -> tuple[Tensor, Tensor]:
@@ -216,6 +231,23 @@ def ray_box_limits(origins: Tensor, directions: Tensor, box_side: float) -> tupl
     end = torch.maximum(t0, t1).amin(dim=-1, keepdim=True)
     valid = end >= start
     return torch.where(valid, start, torch.full_like(start, -1.0)), torch.where(valid, end, torch.full_like(end, -2.0))
+
+
+@dataclass
+class RaySamples:
+    """The samples of one render, before marching.
+
+    Attributes:
+        coarse_depths: ``(N, M, D, 1)`` stratified depths; ``coarse``: the field there (``rgb (N, M, D, C)``,
+            ``sigma (N, M, D, 1)``).
+        fine_depths: ``(N, M, I, 1)`` importance depths and ``fine`` the field there, or ``None`` without an
+            importance pass.
+    """
+
+    coarse_depths: Tensor
+    coarse: dict[str, Tensor]
+    fine_depths: Tensor | None = None
+    fine: dict[str, Tensor] | None = None
 
 
 class ImportanceRenderer(nn.Module):
@@ -249,26 +281,38 @@ class ImportanceRenderer(nn.Module):
             extra_field: optional second field, composited with its ``blend``.
         """
         _check_clamp_mode(options)
+        rays = self.sample_rays(planes, decoder, ray_origins, ray_directions, options, deterministic, generator)
+        if rays.fine is None:
+            depths, samples = rays.coarse_depths, rays.coarse
+        elif extra_field is None:
+            result = march_two_sets(rays.coarse_depths, rays.coarse, rays.fine_depths, rays.fine, options)
+            return RenderOutput(result.rgb, result.depth, result.weights.sum(2), result.weights, result.depths)
+        else:
+            depths, samples = unify_samples(rays.coarse_depths, rays.coarse, rays.fine_depths, rays.fine)
+        if extra_field is None:
+            result = march(samples["rgb"], samples["sigma"], depths, options)
+        else:
+            result = march_composite(samples, self.evaluate(extra_field, ray_origins, ray_directions, depths),
+                                     depths, options)
+        return RenderOutput(result.rgb, result.depth, result.weights.sum(2), result.weights, result.depths)
+
+    def sample_rays(self, planes: Tensor, decoder: nn.Module, ray_origins: Tensor, ray_directions: Tensor,
+                    options: Mapping[str, Any], deterministic: bool = False,
+                    generator: torch.Generator | None = None) -> RaySamples:
+        """The two sampling passes of :meth:`forward`, before any marching: stratified coarse depths and the
+        field there, then (with ``depth_resolution_importance > 0``) importance depths and the field there.
+
+        Methods that composite their own second field at these samples (In-N-Out) start from here.
+        """
         field = self.plane_field(planes, decoder, options)
         depths = self.coarse_depths(ray_origins, ray_directions, options, deterministic, generator)
         samples = self.evaluate(field, ray_origins, ray_directions, depths)
         n_importance = options["depth_resolution_importance"]
-        if n_importance <= 0 and extra_field is None:
-            result = march(samples["rgb"], samples["sigma"], depths, options)
-        elif n_importance <= 0:
-            result = march_composite(samples, self.evaluate(extra_field, ray_origins, ray_directions, depths),
-                                     depths, options)
-        else:
-            weights = interval_weights(samples["sigma"], depths)
-            fine_depths = self.sample_importance(depths, weights, n_importance, deterministic, generator)
-            fine = self.evaluate(field, ray_origins, ray_directions, fine_depths)
-            if extra_field is None:
-                result = march_two_sets(depths, samples, fine_depths, fine, options)
-            else:
-                depths, merged = unify_samples(depths, samples, fine_depths, fine)
-                result = march_composite(merged, self.evaluate(extra_field, ray_origins, ray_directions, depths),
-                                         depths, options)
-        return RenderOutput(result.rgb, result.depth, result.weights.sum(2), result.weights, result.depths)
+        if n_importance <= 0:
+            return RaySamples(depths, samples)
+        weights = interval_weights(samples["sigma"], depths)
+        fine_depths = self.sample_importance(depths, weights, n_importance, deterministic, generator)
+        return RaySamples(depths, samples, fine_depths, self.evaluate(field, ray_origins, ray_directions, fine_depths))
 
     @staticmethod
     def plane_field(planes: Tensor, decoder: nn.Module, options: Mapping[str, Any]) -> RadianceField:

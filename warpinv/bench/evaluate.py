@@ -6,11 +6,19 @@ For one image (:meth:`BenchEvaluator.rows` of an :class:`~warpinv.methods.base.I
    deterministic, ``noise_mode="const"``) of the input camera, the dataset's ground-truth novel
    cameras (when present) and the suite's yaw sweep (:mod:`warpinv.bench.views`).
 2. Rows: ``input`` (pair metrics of the reconstruction vs the input image, with the item's mask, and
-   identity metrics), one row per ground-truth novel view (``gt:yaw+0.35,pitch-0.20``, scored with
+   identity metrics; for occluded items, the OOD metrics as extra columns, see below), one row per
+   ground-truth novel view (``gt:yaw+0.35,pitch-0.20``, scored with
    ``warpinv.metrics.score_novel_views``), one row per sweep view with identity metrics vs the input
    (``yaw+0.25``), and one ``mv`` row with the multi-view metrics.
 3. A few images per method are saved for the HTML grid (:mod:`warpinv.bench.grids`), and optionally
    the ``Inversion`` file.
+
+OOD metrics (:mod:`warpinv.metrics.ood`) score items that carry ``clean_image`` (``clean_psnr``; its
+``_in``/``_out`` columns also need the mask) or a supplied ``ood_mask`` (``blend_iou``; ``has_ood_mask``
+False means none was supplied). A renderer that is :class:`~warpinv.methods.rendering.SeparatesOOD` is
+scored on its ``without_ood`` render and ``blend_map`` at the input camera; any other renderer on its
+ordinary input-view render, and it has no blend map (``blend_iou`` ``None`` with a note). Items without
+those extras get no OOD columns at all.
 
 A metric that raises on an image leaves ``None`` in that row with the reason in ``notes`` (per
 metric: the other metrics keep their values). An out-of-memory error or a non-finite value while
@@ -39,7 +47,7 @@ from warpinv.bench.grids import (
     to_uint8,
     unique_name,
 )
-from warpinv.bench.metric_set import KIND_IDENTITY, KIND_MULTIVIEW, KIND_PAIR, MetricSet
+from warpinv.bench.metric_set import KIND_IDENTITY, KIND_MULTIVIEW, KIND_OOD, KIND_PAIR, MetricSet, entry_column
 from warpinv.bench.rows import INPUT_VIEW, MULTIVIEW_VIEW, STATUS_FAILED, make_row
 from warpinv.bench.views import ViewSet, image_views
 from warpinv.methods.base import (
@@ -186,6 +194,9 @@ class BenchEvaluator:
         metrics: dict[str, Any] = {}
         for name, m in pair.items():
             metrics.update(call_pair(name, m, renders[:1], target, item.mask, notes))
+        ood = self.metrics.of_kind(KIND_OOD)
+        if ood:
+            metrics.update(score_ood(ood, renderer, item, renders[:1], notes))
         rows = [self._base(item, INPUT_VIEW, metrics=metrics, notes=notes)]
 
         gt_images = None
@@ -254,6 +265,77 @@ def call_pair(name: str, metric: Any, pred: Tensor, target: Tensor, mask: Tensor
         notes.append(note(name, err))
         return {name: None}
     return flatten(name, value)
+
+
+def supplied_ood_mask(extras: dict[str, Any]) -> Tensor | None:
+    """The item's occluder mask ``ood_mask (1, 1, H, W)`` as float, or ``None`` when there is none or
+    ``has_ood_mask`` says it was not supplied (a placeholder of zeros)."""
+    mask = extras.get("ood_mask")
+    flag = extras.get("has_ood_mask", True)
+    supplied = bool(flag.reshape(-1)[0]) if isinstance(flag, Tensor) else bool(flag)
+    if mask is None or not supplied:
+        return None
+    return mask.float() if isinstance(mask, Tensor) and mask.dtype == torch.bool else mask
+
+
+def score_ood(metrics: dict[str, Any], renderer: Any, item: InversionItem, input_render: Tensor,
+              notes: list[str]) -> dict[str, float | None]:
+    """The OOD metrics' columns of the input row (see the module docstring for which items get which).
+
+    Args:
+        metrics: the suite's OOD metrics by suite entry (``clean_psnr``, ``clean_psnr@512``, ``blend_iou``).
+        renderer: the method's renderer; :class:`~warpinv.methods.rendering.SeparatesOOD` gives the
+            OOD-free render and the blend map, at the input camera.
+        item: the image, with ``clean_image (1, 3, H, W)``, ``ood_mask (1, 1, H, W)`` and
+            ``has_ood_mask (1,)`` among its extras when the dataset has them.
+        input_render: ``(1, 3, H, W)``, the ordinary input-view render at the input's size.
+        notes: the row's notes; a metric that raises (or cannot apply) adds one.
+    """
+    from warpinv.methods.rendering import SeparatesOOD
+    from warpinv.metrics.ood import BlendIoU, CleanPSNR
+
+    clean = item.extras.get("clean_image")
+    mask = supplied_ood_mask(item.extras)
+    separates = isinstance(renderer, SeparatesOOD)
+    camera = item.camera.reshape(1, 25)
+    removed: list[Tensor] = []  # the OOD-free render, made once for every clean_psnr entry
+
+    def ood_free() -> Tensor:
+        if not removed:
+            image = renderer.without_ood(camera)["image"].float().clamp(-1, 1) if separates else input_render
+            removed.append(resize_like(image, input_render))
+        return removed[0]
+
+    values: dict[str, float | None] = {}
+    for name, metric in metrics.items():
+        if isinstance(metric, CleanPSNR):
+            if clean is None:
+                continue
+            columns = metric.columns(mask is not None)
+        elif isinstance(metric, BlendIoU):
+            if mask is None:
+                continue
+            columns = (metric.info.name,)
+        else:
+            notes.append(f"{name}: the evaluator does not know the inputs of OOD metric {type(metric).__name__}")
+            continue
+        keys = [entry_column(name, metric.info.name, c) for c in columns]
+        if isinstance(metric, BlendIoU) and not separates:
+            notes.append(f"{name}: no blend map: the method's renderer ({type(renderer).__name__}) has no OOD part")
+            values.update(dict.fromkeys(keys))
+            continue
+        try:
+            if isinstance(metric, CleanPSNR):
+                result = metric(ood_free(), clean.to(input_render), None if mask is None else mask.to(input_render))
+            else:
+                result = metric(renderer.blend_map(camera).float(), mask.to(input_render.device))
+        except (ValueError, RuntimeError) as err:
+            _raise_if_fatal(err)
+            notes.append(note(name, err))
+            values.update(dict.fromkeys(keys))
+            continue
+        values.update({entry_column(name, metric.info.name, c): scalar(v) for c, v in result.items()})
+    return values
 
 
 def score_novel(pair: dict[str, Any], renders: Tensor, gt: Tensor,

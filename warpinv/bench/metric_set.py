@@ -15,6 +15,9 @@ import torch
 KIND_PAIR = "pair"
 KIND_IDENTITY = "identity"
 KIND_MULTIVIEW = "multiview"
+#: Metrics of occluded inputs (``info.kind == "ood"``): extra columns of the input row, for items that carry
+#: a clean image or an occluder mask (:mod:`warpinv.metrics.ood`).
+KIND_OOD = "ood"
 
 
 @dataclass
@@ -23,7 +26,7 @@ class MetricSet:
 
     Attributes:
         modules: built metric objects by name (only the available ones).
-        kinds: ``pair`` / ``identity`` / ``multiview`` by name.
+        kinds: ``pair`` / ``identity`` / ``multiview`` / ``ood`` by name.
         unavailable: ``{name: reason}`` for metrics that are not computed (missing weights, ...).
         info: per-metric facts for tables and provenance (direction, resolution, weights, random).
     """
@@ -44,11 +47,12 @@ class MetricSet:
 
 
 def metric_kind(name: str, metric: Any) -> str:
-    """How the harness uses a metric: ``multiview`` (``info.kind``), ``identity`` (pair metrics named
-    ``id_*``: also scored on the sweep views against the input image) or ``pair``."""
+    """How the harness uses a metric: ``multiview`` or ``ood`` (``info.kind``), ``identity`` (pair metrics
+    named ``id_*``: also scored on the sweep views against the input image) or ``pair``."""
     info = getattr(metric, "info", None)
-    if getattr(info, "kind", None) == KIND_MULTIVIEW:
-        return KIND_MULTIVIEW
+    kind = getattr(info, "kind", None)
+    if kind in (KIND_MULTIVIEW, KIND_OOD):
+        return kind
     if name.startswith("id_"):
         return KIND_IDENTITY
     return KIND_PAIR
@@ -66,10 +70,25 @@ def metric_facts(name: str, metric: Any) -> dict[str, Any]:
         if value is not None or (attr == "resolution" and info is not None):  # None: scored at the native size
             facts[attr] = list(value) if isinstance(value, tuple) else value
     columns = info.columns() if info is not None and hasattr(info, "columns") else {}
+    if facts["kind"] == KIND_OOD:
+        columns = {entry_column(name, info.name, col): ci for col, ci in columns.items()}
     if columns and list(columns) != [name]:
         facts["columns"] = {col: {"higher_is_better": ci.higher_is_better, "unit": getattr(ci, "unit", ""),
                                   "resolution": ci.resolution} for col, ci in columns.items()}
     return facts
+
+
+def entry_column(entry: str, metric_name: str, column: str) -> str:
+    """The result column of a metric's ``column`` under the suite entry ``entry``: the entry's ``@...``
+    suffix carries over, so two entries of one multi-column OOD metric keep apart.
+
+    Example:
+        >>> entry_column("clean_psnr@512", "clean_psnr", "clean_psnr_in")
+        'clean_psnr_in@512'
+        >>> entry_column("blend_iou", "blend_iou", "blend_iou")
+        'blend_iou'
+    """
+    return column + entry[len(metric_name):] if entry.startswith(metric_name) else column
 
 
 def _missing_weights(names: tuple[str, ...]) -> dict[str, str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -38,6 +38,45 @@ ViewRenderer = Callable[[Tensor], Renders]
 
 #: The outputs kept from each render (what :class:`warpinv.metrics.RenderCache` needs).
 RENDER_KEYS = ("image", "image_raw", "image_depth", "weight_sum")
+
+
+@runtime_checkable
+class SeparatesOOD(Protocol):
+    """A renderer that can also render without its out-of-distribution (OOD) part (In-N-Out's removal).
+
+    Besides the ordinary ``renderer(cameras (V, 25)) -> Renders`` (the composite), it offers:
+
+    - ``without_ood(cameras (V, 25)) -> Renders``: the same outputs rendered with the OOD part removed
+      (for In-N-Out: its blend weights edited away, :mod:`warpinv.methods.in_n_out.removal`);
+    - ``blend_map(cameras (V, 25)) -> Tensor (V, 1, h, w)`` in [0, 1]: per pixel, how much the OOD
+      part explains (at the renderer's own resolution, e.g. the neural rendering resolution).
+
+    The benchmark scores ``clean_psnr`` on ``without_ood`` and ``blend_iou`` on ``blend_map``
+    (:mod:`warpinv.metrics.ood`); a renderer that is not ``SeparatesOOD`` has nothing to remove, so its
+    ordinary render is scored instead and it has no blend map. ``isinstance`` checks only that the
+    three methods exist (``typing.runtime_checkable``).
+
+    Example:
+        >>> class Plain:
+        ...     def __call__(self, cameras): return {}
+        >>> class Split(Plain):
+        ...     def without_ood(self, cameras): return {}
+        ...     def blend_map(self, cameras): return torch.zeros(len(cameras), 1, 4, 4)
+        >>> isinstance(Plain(), SeparatesOOD), isinstance(Split(), SeparatesOOD)
+        (False, True)
+    """
+
+    def __call__(self, cameras: Tensor) -> Renders:
+        """The ordinary (composite) render at ``cameras (V, 25)``."""
+        ...
+
+    def without_ood(self, cameras: Tensor) -> Renders:
+        """The render at ``cameras (V, 25)`` without the OOD part (same keys and shapes as a call)."""
+        ...
+
+    def blend_map(self, cameras: Tensor) -> Tensor:
+        """``(V, 1, h, w)`` in [0, 1]: the OOD part's per-pixel blend weight at ``cameras (V, 25)``."""
+        ...
 
 
 @contextlib.contextmanager

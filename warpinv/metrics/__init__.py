@@ -2,8 +2,8 @@
 
 Registry (``METRICS``, in this order): ``mse``, ``psnr``, ``ssim``, ``ssim_valid``, ``ms_ssim``,
 ``lpips_alex``, ``lpips_vgg``, ``id_arcface``, ``id_facenet``, ``ibrnet_consistency``,
-``reprojection_consistency``. See ``warpinv/metrics/README.md`` for each metric's protocol and the
-papers' tables it is comparable to.
+``reprojection_consistency``, ``clean_psnr``, ``blend_iou`` (occluded inputs). See
+``warpinv/metrics/README.md`` for each metric's protocol and the papers' tables it is comparable to.
 
     from warpinv.metrics import build_metric, list_metrics
     psnr = build_metric("psnr")                    # pair metric: psnr(pred, target, mask=None) -> (N,)
@@ -32,6 +32,7 @@ from warpinv.metrics.identity import ArcFaceIdentity  # isort: skip
 from warpinv.metrics.facenet import FaceNetIdentity  # isort: skip
 from warpinv.metrics.consistency import IBRNetConsistency, RenderCache, ReprojectionConsistency  # isort: skip
 from warpinv.metrics.novel_view import score_novel_views  # isort: skip
+from warpinv.metrics.ood import BlendIoU, CleanPSNR, occluded_input_psnr  # isort: skip
 
 __all__ = [
     "METRICS",
@@ -40,6 +41,8 @@ __all__ = [
     "PSNR",
     "SSIM",
     "ArcFaceIdentity",
+    "BlendIoU",
+    "CleanPSNR",
     "FaceNetIdentity",
     "IBRNetConsistency",
     "LPIPSMetric",
@@ -52,6 +55,7 @@ __all__ = [
     "build_metric",
     "list_metrics",
     "metric_info",
+    "occluded_input_psnr",
     "register_metric",
     "score_novel_views",
     "unavailable_reason",

@@ -1,7 +1,7 @@
 """Metric metadata, the metric base classes, shared input checks and the metric registry.
 
 Every metric is an ``nn.Module`` with an ``info: MetricInfo`` saying what it measures and how
-(direction, range, resolution, weights, protocol, which paper's table it matches). Two kinds:
+(direction, range, resolution, weights, protocol, which paper's table it matches). Three kinds:
 
 - **pair** metrics (``mse``, ``psnr``, ``ssim``, ``ssim_valid``, ``ms_ssim``, ``lpips_alex``,
   ``lpips_vgg``, ``id_arcface``, ``id_facenet``): ``metric(pred, target, mask=None) -> (N,)``, one
@@ -86,8 +86,10 @@ class MetricInfo:
         protocol: how it is computed, in words.
         comparable_to: which papers' tables the numbers can be set beside (and which not).
         weight_names: ``warpinv.weights`` registry entries of ``weights`` (for lookups and checksums).
-        kind: ``"pair"`` (``metric(pred, target, mask) -> (N,)``) or ``"multiview"``
-            (``metric(renders, camera, target, mask) -> {column: value}``).
+        kind: ``"pair"`` (``metric(pred, target, mask) -> (N,)``), ``"multiview"``
+            (``metric(renders, camera, target, mask) -> {column: value}``) or ``"ood"`` (occluded
+            inputs, :mod:`warpinv.metrics.ood`: ``{column: (N,)}`` from the method's OOD-free render or
+            blend map and the item's clean image / occluder mask).
         unit: unit of the value (``"dB"``) or ``""``.
         outputs: for multiview metrics, one ``MetricInfo`` per result column.
     """
@@ -101,7 +103,7 @@ class MetricInfo:
     protocol: str
     comparable_to: str = ""
     weight_names: tuple[str, ...] = ()
-    kind: Literal["pair", "multiview"] = "pair"
+    kind: Literal["pair", "multiview", "ood"] = "pair"
     unit: str = ""
     outputs: tuple[MetricInfo, ...] = field(default=())
 
