@@ -394,3 +394,108 @@ def test_datamodule_from_config(make_dataset: MakeDataset) -> None:
         InversionDataModule.from_config(DataConfig())
     with pytest.raises(ValueError):
         DatasetOptions(on_wrong_size="crop")  # type: ignore[arg-type]
+
+
+# --- out-of-distribution masks and clean images (In-N-Out) -------------------------------------------------------
+
+
+def _ood_folder(make_dataset: MakeDataset) -> Path:
+    """3 images; img1 has an OOD mask (16 x 16, left half OOD, nearest-resized to 32), img0 and img1 clean images."""
+    root = make_dataset(3, ood_masks=[["img1.png", "ood_masks/img1.png"]],
+                        clean_images={"img0.png": "clean/img0.png", "img1.png": "clean/img1.png"})
+    (root / "ood_masks").mkdir()
+    (root / "clean").mkdir()
+    mask = np.zeros((16, 16), dtype=np.uint8)
+    mask[:, :8] = 128  # > 127: OOD
+    mask[:, 8:] = 127  # not OOD
+    Image.fromarray(mask).save(root / "ood_masks" / "img1.png")
+    for i in (0, 1):
+        noise_image(32, seed=20 + i).save(root / "clean" / f"img{i}.png")
+    return root
+
+
+def test_ood_masks_and_clean_images_load(make_dataset: MakeDataset) -> None:
+    root = _ood_folder(make_dataset)
+    ds = InversionDataset(root)
+    assert ds.report.ok and not ds.report.notes  # known keys: no "keys not used by the loader" note
+    s1 = ds[1]
+    assert s1["ood_mask"].shape == (1, 32, 32) and s1["ood_mask"].dtype == torch.float32
+    assert float(s1["ood_mask"][0, :, :16].min()) == 1.0 and float(s1["ood_mask"][0, :, 16:].max()) == 0.0
+    expected = np.asarray(noise_image(32, seed=21), dtype=np.float32) / 127.5 - 1
+    assert torch.allclose(s1["clean_image"], torch.from_numpy(expected).permute(2, 0, 1), atol=1e-6)
+    assert "mask" not in s1  # an OOD mask is not a validity mask
+    assert "ood_mask" not in ds[0] and "clean_image" in ds[0]
+    assert "ood_mask" not in ds[2] and "clean_image" not in ds[2]
+
+
+def test_collate_ood_masks_with_mixed_presence(make_dataset: MakeDataset) -> None:
+    ds = InversionDataset(_ood_folder(make_dataset))
+    batch = collate([ds[0], ds[1]])
+    assert batch["masks"] is None
+    assert batch["ood_mask"].shape == (2, 1, 32, 32) and batch["has_ood_mask"].tolist() == [False, True]
+    assert float(batch["ood_mask"][0].abs().max()) == 0.0  # no OOD mask: nothing is OOD
+    assert torch.equal(batch["ood_mask"][1], ds[1]["ood_mask"])
+    assert batch["clean_image"].shape == (2, 3, 32, 32)  # both have one
+    items = split_batch(batch)
+    assert items[1].extras["ood_mask"].shape == (1, 1, 32, 32) and items[1].mask is None
+    assert items[1].extras["has_ood_mask"].tolist() == [True] and items[0].extras["has_ood_mask"].tolist() == [False]
+    assert torch.equal(items[1].extras["clean_image"][0], ds[1]["clean_image"])
+    partial = collate([ds[1], ds[2]])
+    assert "clean_image" not in partial  # img2 has none: omitted for the whole batch
+    assert partial["has_ood_mask"].tolist() == [True, False]
+    neither = collate([ds[0], ds[2]])
+    assert "ood_mask" not in neither and "has_ood_mask" not in neither and "clean_image" not in neither
+
+
+def test_corrupt_ood_mask_or_clean_image_behaves_as_a_corrupt_mask(make_dataset: MakeDataset) -> None:
+    root = _ood_folder(make_dataset)
+    (root / "ood_masks" / "img1.png").write_text("not an image")
+    (root / "clean" / "img0.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    entries, report = validate_dataset(root, DatasetOptions(verify_images=True))
+    unreadable = [e for e in report.errors if "cannot be read" in e]
+    assert len(unreadable) == 1
+    assert "OOD mask 'ood_masks/img1.png' of 'img1.png'" in unreadable[0]
+    assert "clean image 'clean/img0.png' of 'img0.png'" in unreadable[0]
+    ds = InversionDataset(root)  # without decoding, the loader meets them: a failed sample, not a failed loader
+    s0, s1 = ds[0], ds[1]
+    assert "clean image 'clean/img0.png'" in s0["load_error"] and "OOD mask 'ood_masks/img1.png'" in s1["load_error"]
+    assert "load_error" not in ds[2]
+    batch = collate([s0, s1, ds[2]])
+    assert batch["load_error"][:2] == [s0["load_error"], s1["load_error"]] and batch["load_error"][2] is None
+    assert "ood_mask" not in batch  # the failed sample lost its mask with the rest of it
+
+
+def test_ood_files_are_checked_like_masks(make_dataset: MakeDataset) -> None:
+    root = make_dataset(2, ood_masks=[["img0.png", "ood_masks/gone.png"]], clean_images=[["img1.png", "img0.png"]])
+    with pytest.raises(DatasetError) as info:
+        InversionDataset(root)
+    report = info.value.report
+    assert report is not None and report.missing_files == ["ood_masks/gone.png"]
+    assert any("its clean image 'img0.png' is also listed as an image" in e for e in report.errors)
+    for extra, expected in (({"ood_masks": 5}, "'ood_masks' must be a list"),
+                            ({"clean_images": [["nolabel.png", "c.png"]]},
+                             r"clean_images\[0\] \('nolabel.png'\) names an image that has no label")):
+        with pytest.raises(DatasetError, match=expected):
+            InversionDataset(make_dataset(1, data={"labels": [["img0.png", camera()]], **extra}))
+
+
+def test_input_fingerprint_covers_ood_files_and_keeps_old_ones(make_dataset: MakeDataset) -> None:
+    root = _ood_folder(make_dataset)
+    plain_root = make_dataset(3)
+    ds, plain = InversionDataset(root), InversionDataset(plain_root)
+    assert ds.input_fingerprint(2) == plain.input_fingerprint(2)  # no OOD files: the fingerprint of before
+    assert ds.input_fingerprint(1) != plain.input_fingerprint(1)
+    before = ds.input_fingerprint(1)
+    Image.fromarray(np.full((16, 16), 255, dtype=np.uint8)).save(root / "ood_masks" / "img1.png")
+    assert InversionDataset(root).input_fingerprint(1) != before
+
+
+def test_ood_extras_reach_the_benchmarks_ood_scoring(make_dataset: MakeDataset) -> None:
+    """The per-item extras carry the names the evaluator reads (``ood_mask``, ``has_ood_mask``, ``clean_image``)."""
+    from warpinv.bench.evaluate import supplied_ood_mask
+
+    ds = InversionDataset(_ood_folder(make_dataset))
+    items = split_batch(collate([ds[0], ds[1]]))
+    assert supplied_ood_mask(items[0].extras) is None  # the zeros placeholder is not taken for a mask
+    assert torch.equal(supplied_ood_mask(items[1].extras), ds[1]["ood_mask"][None])
+    assert torch.equal(items[0].extras["clean_image"], ds[0]["clean_image"][None])

@@ -350,3 +350,105 @@ def test_texture_pattern_scale_and_amplitude() -> None:
 def test_texture_fields_are_checked(kwargs: dict, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         SyntheticSpec(**kwargs)
+
+
+# --- the occluded variant (occluders): out-of-distribution inputs for In-N-Out --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def occluded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_synthetic_multiview(tmp_path_factory.mktemp("synth") / "occluded", n=2, occluders=2)
+
+
+def _array(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def test_occluded_inputs_masks_and_clean_inputs(synth: Path, occluded: Path) -> None:
+    data = json.loads((occluded / "dataset.json").read_text())
+    assert data["ood_masks"] == [["id000.png", "ood_masks/id000.png"], ["id001.png", "ood_masks/id001.png"]]
+    assert data["clean_images"] == [["id000.png", "clean/id000.png"], ["id001.png", "clean/id001.png"]]
+    meta = data["meta"]
+    assert meta["spec"]["occluders"] == 2 and meta["spec"]["occluder_kinds"] == ["patch", "stripes", "glasses",
+                                                                                  "sticker"]
+    for image_id in ("id000.png", "id001.png"):
+        mask_png = Image.open(occluded / "ood_masks" / image_id)
+        assert mask_png.mode == "L" and set(np.unique(np.asarray(mask_png))) == {0, 255}  # binary
+        mask = np.asarray(mask_png) == 255
+        assert 0.05 <= mask.mean() <= 0.25
+        assert meta["occluders"]["inputs"][image_id]["coverage"] == pytest.approx(mask.mean(), abs=1e-4)
+        assert len(meta["occluders"]["inputs"][image_id]["kinds"]) == 2
+        seen, clean = _array(occluded / image_id), _array(occluded / "clean" / image_id)
+        assert np.array_equal(seen[~mask], clean[~mask])  # exactly equal outside the mask
+        assert (seen != clean).any(axis=-1)[mask].mean() > 0.9  # and changed inside it
+        assert np.array_equal(clean, _array(synth / image_id))  # the clean input is the plain set's input
+    novel = {rel: b for rel, b in _files(occluded).items() if rel.startswith("novel/")}
+    assert len(novel) == 12 and novel == {rel: b for rel, b in _files(synth).items() if rel.startswith("novel/")}
+
+
+def test_occluded_set_loads_with_ood_masks_and_clean_images(occluded: Path) -> None:
+    ds = InversionDataset(occluded)
+    assert not ds.report.warnings and ds.report.ok
+    s = ds[1]
+    mask = torch.from_numpy(_array(occluded / "ood_masks" / "id001.png") == 255).float()[None]
+    assert s["ood_mask"].shape == (1, 128, 128) and torch.equal(s["ood_mask"], mask)
+    assert s["clean_image"].shape == (3, 128, 128) and "mask" not in s  # an occluder mask is not a validity mask
+    outside = (s["ood_mask"] == 0).expand(3, -1, -1)
+    assert torch.equal(s["clean_image"][outside], s["image"][outside])
+    dm = InversionDataModule(occluded, batch_size=2)
+    batch = next(iter(dm.predict_dataloader()))
+    assert batch["masks"] is None and batch["has_ood_mask"].tolist() == [True, True]
+    item = split_batch(batch)[1]
+    assert item.mask is None and torch.equal(item.extras["ood_mask"][0], mask)
+    assert item.extras["clean_image"].shape == (1, 3, 128, 128) and item.extras["has_ood_mask"].tolist() == [True]
+
+
+def test_occluded_set_is_deterministic_seeded_and_reused(occluded: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from warpinv.data.synthetic import _only_builder_files
+
+    stamp = (occluded / "dataset.json").stat().st_mtime_ns
+    assert make_synthetic_multiview(occluded, n=2, occluders=2) == occluded
+    assert (occluded / "dataset.json").stat().st_mtime_ns == stamp  # same spec: not re-rendered
+    with pytest.raises(FileExistsError, match="another spec"):
+        make_synthetic_multiview(occluded, n=2, occluders=2, occluder_seed=1)
+    out = io.StringIO()
+    assert run_data_cli(["synth", str(tmp_path / "one"), "--n", "1", "--occluders", "2"], stdout=out) == 0
+    assert "2 occluder(s) per input" in out.getvalue()
+    assert _files(tmp_path / "one") == _files(occluded, "id000")  # same bytes again, independent of n
+    assert run_data_cli(["synth", str(tmp_path / "glasses"), "--n", "1", "--occluders", "1", "--occluder-kinds",
+                         "glasses", "--occluder-seed", "3"], stdout=io.StringIO()) == 0
+    meta = json.loads((tmp_path / "glasses" / "dataset.json").read_text())["meta"]
+    assert meta["spec"]["occluder_kinds"] == ["glasses"] and meta["occluders"]["inputs"]["id000.png"]["kinds"] == [
+        "glasses"]
+    assert run_data_cli(["synth", str(tmp_path / "bad"), "--n", "1", "--occluders", "1", "--occluder-kinds", "hat"],
+                        stdout=io.StringIO()) == 1
+    partial = tmp_path / "partial"
+    shutil.copytree(occluded, partial)
+    (partial / "dataset.json").unlink()
+    assert _only_builder_files(partial)  # clean/ and ood_masks/ of an interrupted build are the builder's own
+
+
+def test_occluders_off_is_the_plain_set(synth: Path) -> None:
+    """occluders=0 (whatever the kinds and seed) records and matches the spec of sets built before the variant."""
+    data = json.loads((synth / "dataset.json").read_text())
+    assert set(data) == {"labels", "novel_views", "meta"} and "occluders" not in data["meta"]
+    assert set(data["meta"]["spec"]) == _PLAIN_SPEC_KEYS
+    assert not (synth / "clean").exists() and not (synth / "ood_masks").exists()
+    stamp = (synth / "dataset.json").stat().st_mtime_ns
+    assert make_synthetic_multiview(synth, n=2, occluders=0, occluder_kinds=["patch"], occluder_seed=7) == synth
+    assert (synth / "dataset.json").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"occluders": -1}, ValueError, "occluders must be >= 0"),
+    ({"occluders": 9}, ValueError, "occluders must be at most 8"),
+    ({"occluders": 1.5}, TypeError, "occluders must be an int"),
+    ({"occluder_seed": "a"}, TypeError, "occluder_seed must be an int"),
+    ({"occluder_kinds": "glasses"}, TypeError, "occluder_kinds must be a list"),
+    ({"occluder_kinds": ["hat"]}, ValueError, r"occluder_kinds must name kinds among .*\['hat'\]"),
+])
+def test_occluder_fields_are_checked(kwargs: dict, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=match):
+        SyntheticSpec(**kwargs)

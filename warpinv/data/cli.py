@@ -110,9 +110,22 @@ def add_data_parser(subparsers: Any) -> None:
                         "latents cannot reproduce it (0.6 gives 20-26 dB plain-vs-textured with tiny)")
     p.add_argument("--plane-texture-scale", type=int, default=8, metavar="TEXELS",
                    help="size of the texture's spots in plane texels (of 256 across; default 8)")
+    p.add_argument("--occluders", type=int, default=0, metavar="N",
+                   help="occluded variant (out-of-distribution data): paste N seeded occluders (at most 8, "
+                        "together 5-25%% of the image) on each input view; writes clean/ (the inputs without "
+                        "them) and ood_masks/ (255 = occluder); novel views stay clean (default 0: off)")
+    p.add_argument("--occluder-kinds", type=_kind_list, default=None, metavar="KINDS",
+                   help="comma-separated kinds to draw from (default: patch,stripes,glasses,sticker)")
+    p.add_argument("--occluder-seed", type=int, default=0,
+                   help="another value gives other occluders on the same renders (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace a set made with another spec")
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_cmd_synth)
+
+
+def _kind_list(text: str) -> list[str]:
+    """``patch,glasses`` -> ``['patch', 'glasses']`` (checked when the spec is built)."""
+    return [k.strip() for k in text.split(",") if k.strip()]
 
 
 def run_data_cli(argv: Sequence[str], stdout: TextIO | None = None) -> int:
@@ -193,18 +206,23 @@ def _cmd_split(ns: argparse.Namespace) -> int:
 def _cmd_synth(ns: argparse.Namespace) -> int:
     import time
 
+    from warpinv.data.occluders import OCCLUDER_KINDS
     from warpinv.data.synthetic import SyntheticSpec, make_synthetic_multiview
 
     out = _out(ns)
     start = time.perf_counter()
     try:
         spec = SyntheticSpec(n=ns.n, generator=ns.generator, seed=ns.seed, truncation_psi=ns.truncation_psi,
-                             plane_texture=ns.plane_texture, plane_texture_scale=ns.plane_texture_scale)
+                             plane_texture=ns.plane_texture, plane_texture_scale=ns.plane_texture_scale,
+                             occluders=ns.occluders, occluder_seed=ns.occluder_seed,
+                             occluder_kinds=list(OCCLUDER_KINDS) if ns.occluder_kinds is None else ns.occluder_kinds)
         path = make_synthetic_multiview(ns.out_dir, spec, overwrite=ns.overwrite, device=ns.device)
-    except (FileExistsError, ValueError, OSError) as err:
+    except (FileExistsError, ValueError, TypeError, OSError) as err:
         print(f"error: {err}", file=out)
         return 1
     texture = f", plane texture {spec.plane_texture} at {spec.plane_texture_scale} texels" if spec.plane_texture else ""
+    if spec.occluders:
+        texture += f", {spec.occluders} occluder(s) per input ({','.join(spec.occluder_kinds)})"
     print(f"synthetic multi-view set ({spec.n} identities, {len(spec.views)} ground-truth views each, "
           f"generator {spec.generator}{texture}) in {path} ({time.perf_counter() - start:.1f} s)", file=out)
     return 0

@@ -6,6 +6,10 @@ A sample (``dataset[i]``) is a dict:
 - ``image`` ``(3, R, R)`` float32 in ``[-1, 1]``; ``camera`` ``(25,)`` float32 EG3D label (normalised);
 - ``mask`` ``(1, R, R)`` float32 in ``{0, 1}`` (1 = valid pixel), only when the entry has one;
 - ``depth`` ``(1, h, w)`` float32 depth prior at its stored resolution, only when the entry has one;
+- ``ood_mask`` ``(1, R, R)`` float32 in ``{0, 1}`` (1 = out-of-distribution pixel, an occluder; read as
+  ``mask``: grey > 127, nearest resize), only when the entry has one (``ood_masks`` in dataset.json);
+- ``clean_image`` ``(3, R, R)`` in ``[-1, 1]``: the view without its occluders (read as ``image``),
+  only when the entry has one (``clean_images``; synthetic occluded sets);
 - ``novel_images`` ``(V, 3, R, R)``, ``novel_cameras`` ``(V, 25)``, ``novel_view_names`` (list of V
   str), only when the entry has ground-truth novel views;
 - ``camera_source`` (str): per-file ``camera_sources``, else ``meta.camera_source``, else ``"dataset"``;
@@ -15,7 +19,20 @@ A sample (``dataset[i]``) is a dict:
 ``images (B, 3, R, R)``, ``cameras (B, 25)``, ``image_ids`` (list), ``masks (B, 1, R, R)`` or
 ``None`` (when some samples have a mask and others not, the missing ones are all ones), and per-sample
 extras ``novel_images (B, V, 3, R, R)``, ``novel_cameras (B, V, 25)``, ``novel_view_names`` (list of
-lists), ``depth (B, 1, h, w)``, ``camera_source`` (list), ``refine_camera`` (list).
+lists), ``depth (B, 1, h, w)``, ``camera_source`` (list), ``refine_camera`` (list), and:
+
+- ``ood_mask (B, 1, R, R)`` with ``has_ood_mask (B,)`` bool, only when some sample has an OOD mask;
+  a sample without one gets all zeros (nothing is OOD) and ``False``. Unlike ``masks`` (which every
+  method's loss and metric honour), only methods that model occluders (In-N-Out) and the OOD metrics
+  read these;
+- ``clean_image (B, 3, R, R)``, only when **every** sample has a clean image (omitted otherwise, so
+  a consumer scores against ``clean_image`` only when the key is there; use ``batch_size=1`` on
+  sets where some images lack one).
+
+Like ``depth``, these per-sample extras keep their sample key in the batch (only ``masks`` is plural:
+:func:`~warpinv.methods.base.split_batch` reserves it), so each item's extras hold ``ood_mask
+(1, 1, R, R)``, ``has_ood_mask (1,)`` and ``clean_image (1, 3, R, R)``, the names the In-N-Out method
+and the benchmark's OOD scoring read.
 """
 from __future__ import annotations
 
@@ -49,7 +66,8 @@ class DatasetWarning(UserWarning):
 
 
 class InversionDataset(Dataset):
-    """Images, cameras and optional masks, depth priors and ground-truth novel views of a folder.
+    """Images, cameras and optional masks, depth priors, ground-truth novel views, OOD masks and clean
+    images of a folder.
 
     Validation runs at construction (:func:`warpinv.data.validation.validate_dataset`); any error
     raises :class:`DatasetError` whose message is the whole report, warnings are emitted as one
@@ -115,25 +133,25 @@ class InversionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _image(self, rel: str) -> Tensor:
+    def _image(self, rel: str, kind: str = "image") -> Tensor:
         path = self.root / rel
         try:
             im = read_image(path, background=self.options.background, max_pixels=self.options.max_pixels)
         except ImageReadError as err:
-            raise DatasetError(f"{self.report.json_path}: image {rel!r}: {err.status}: {err.reason}") from None
+            raise DatasetError(f"{self.report.json_path}: {kind} {rel!r}: {err.status}: {err.reason}") from None
         r = self.resolution
         if r and im.size != (r, r):
             im = im.resize((r, r), Image.LANCZOS)
         return image_to_tensor(im)
 
-    def _mask(self, rel: str) -> Tensor:
+    def _mask(self, rel: str, kind: str = "mask") -> Tensor:
         path = self.root / rel
         try:
             with Image.open(path) as m:
                 m.load()
                 arr = np.asarray(m.convert("L"), dtype=np.uint8)
         except Exception as err:  # noqa: BLE001
-            raise DatasetError(f"{self.report.json_path}: mask {rel!r} cannot be read ({err})") from None
+            raise DatasetError(f"{self.report.json_path}: {kind} {rel!r} cannot be read ({err})") from None
         mask = Image.fromarray(arr)
         r = self.resolution
         if r and mask.size != (r, r):
@@ -149,14 +167,18 @@ class InversionDataset(Dataset):
 
     def input_fingerprint(self, index: int) -> str:
         """sha256 (16 hex digits) of everything a result row of entry ``index`` depends on: the bytes
-        of its image, mask, depth and ground-truth view files, and its cameras as loaded. A benchmark
-        resumes an image only when its rows carry the same fingerprint."""
+        of its image, mask, depth, ground-truth view, OOD mask and clean image files, and its cameras as
+        loaded. A benchmark resumes an image only when its rows carry the same fingerprint."""
         e = self.entries[index]
         h = hashlib.sha256()
         files = [e.name, e.mask, e.depth, *[v.file for v in e.novel_views]]
         labels = [e.label, *[v.label for v in e.novel_views]]
         for rel in files:
             h.update(b"-" if rel is None else hashlib.sha256((self.root / rel).read_bytes()).digest())
+        # Only when present, so that entries without them keep the fingerprints they had before these keys.
+        for tag, rel in ((b"ood_mask", e.ood_mask), (b"clean_image", e.clean_image)):
+            if rel is not None:
+                h.update(tag + hashlib.sha256((self.root / rel).read_bytes()).digest())
         for label in labels:
             h.update(np.ascontiguousarray(label, dtype=np.float64).tobytes())
         return h.hexdigest()[:16]
@@ -166,8 +188,8 @@ class InversionDataset(Dataset):
         return {e.name: self.input_fingerprint(i) for i, e in enumerate(self.entries)}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        """One sample; an image, mask, depth or view file that cannot be read gives a sample with a
-        ``load_error`` (the file and the reason) instead of stopping the loader: the method then
+        """One sample; an image, mask, depth, view, OOD mask or clean image file that cannot be read gives
+        a sample with a ``load_error`` (the file and the reason) instead of stopping the loader: the method then
         fails that image alone, with the reason in its row."""
         try:
             return self._sample(index)
@@ -195,6 +217,10 @@ class InversionDataset(Dataset):
             sample["mask"] = self._mask(e.mask)
         if e.depth is not None and self.options.load_depths:
             sample["depth"] = self._depth(e.depth)
+        if e.ood_mask is not None:
+            sample["ood_mask"] = self._mask(e.ood_mask, "OOD mask")
+        if e.clean_image is not None:
+            sample["clean_image"] = self._image(e.clean_image, "clean image")
         if e.novel_views and self.options.load_novel_views:
             sample["novel_images"] = torch.stack([self._image(v.file) for v in e.novel_views])
             sample["novel_cameras"] = torch.from_numpy(np.stack([v.label for v in e.novel_views]).astype(np.float32))
@@ -226,6 +252,7 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     if any("mask" in s for s in samples):
         ones = torch.ones_like(samples[0]["image"][:1])
         batch["masks"] = torch.stack([s.get("mask", ones) for s in samples])
+    batch.update(_ood_extras(samples))
     for key in ("depth", "novel_images"):
         have = [key in s for s in samples]
         if any(have) and not all(have):
@@ -250,6 +277,19 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
+def _ood_extras(samples: Sequence[dict[str, Any]]) -> dict[str, Tensor]:
+    """``ood_mask (B, 1, R, R)`` and ``has_ood_mask (B,)`` when some sample has an OOD mask (zeros for
+    the others); ``clean_image (B, 3, R, R)`` when every sample has a clean image."""
+    extras: dict[str, Tensor] = {}
+    if any("ood_mask" in s for s in samples):
+        zeros = torch.zeros_like(samples[0]["image"][:1])
+        extras["ood_mask"] = torch.stack([s.get("ood_mask", zeros) for s in samples])
+        extras["has_ood_mask"] = torch.tensor(["ood_mask" in s for s in samples], dtype=torch.bool)
+    if all("clean_image" in s for s in samples):
+        extras["clean_image"] = torch.stack([s["clean_image"] for s in samples])
+    return extras
+
+
 def _fill_unreadable(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Samples whose files could not be read get zero tensors shaped like a readable sample's, so
     that they share its batch (the method fails them by their ``load_error``)."""
@@ -257,7 +297,8 @@ def _fill_unreadable(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     if not readable or len(readable) == len(samples):
         return list(samples)
     like = readable[0]
-    keys = [k for k in ("image", "mask", "depth", "novel_images", "novel_cameras") if k in like]
+    # No ood_mask: an unreadable sample has none (has_ood_mask False), which no method can misread.
+    keys = [k for k in ("image", "mask", "depth", "novel_images", "novel_cameras", "clean_image") if k in like]
     filled = []
     for s in samples:
         if "load_error" in s:

@@ -6,6 +6,8 @@ Format (EG3D's, extended by optional keys; every per-image key uses EG3D's list 
     {
       "labels": [["img00000.png", [25 floats]], ...],          # required: cam2world (16) + intrinsics (9)
       "masks": [["img00000.png", "masks/img00000.png"], ...],   # optional: 255 = valid pixel
+      "ood_masks": [["img00000.png", "ood_masks/img00000.png"], ...],  # optional: 255 = occluder (OOD)
+      "clean_images": [["img00000.png", "clean/img00000.png"], ...],   # optional: the view without it
       "depths": [["img00000.png", "depth/img00000.npy"], ...],  # optional: (H, W) float depth prior
       "camera_sources": [["img00000.png", "pnp5"], ...],        # optional: where each camera came from
       "novel_views": [["img00000.png", [{"name": "yaw+0.35,pitch-0.20",
@@ -15,6 +17,24 @@ Format (EG3D's, extended by optional keys; every per-image key uses EG3D's list 
     }
 
 File names are relative to the folder with forward slashes (EG3D looks labels up that way).
+
+``masks`` and ``ood_masks`` are different things. A ``masks`` file marks the pixels every method fits
+and every metric scores (255 = valid); an ``ood_masks`` file marks out-of-distribution pixels
+(occluders: glasses, face masks, make-up, stickers; 255 = OOD, 0 = in-distribution), which only
+methods that model occluders (In-N-Out) read; giving occluder masks as ``masks`` would make every
+method ignore those pixels. ``clean_images`` holds the same view without the occluder, for scoring
+(synthetic sets, :mod:`warpinv.data.synthetic`). Both are optional per image; an image without an
+OOD mask has no OOD pixels.
+
+**In-N-Out's released data** stores its masks the other way round: a ``masks/`` folder with
+255 = KEEP (in-distribution). List them under ``ood_masks`` after inverting them, e.g.::
+
+    from PIL import Image, ImageOps
+    keep = Image.open(root / "masks" / name).convert("L")
+    ImageOps.invert(keep).save(root / "ood_masks" / name)   # 255 = occluder
+    # dataset.json: "ood_masks": [[name, f"ood_masks/{name}"], ...]
+
+(the loader thresholds at 127, so antialiased edges go to the nearer side).
 
 Parsing collects every problem as a message naming the file, the key, the entry index and the image
 (:mod:`warpinv.data.validation` turns them into the report); only an unreadable file raises.
@@ -39,9 +59,11 @@ if TYPE_CHECKING:
 
 DATASET_JSON = "dataset.json"
 #: Keys the loader reads; others get a note.
-KNOWN_KEYS = frozenset({"labels", "masks", "depths", "camera_sources", "novel_views", "meta"})
+KNOWN_KEYS = frozenset({"labels", "masks", "depths", "camera_sources", "novel_views", "ood_masks", "clean_images",
+                        "meta"})
 #: Optional per-image keys whose value is a file name or a string, and the entry attribute they set.
-PER_IMAGE_KEYS = (("masks", "mask"), ("depths", "depth"), ("camera_sources", "camera_source"))
+PER_IMAGE_KEYS = (("masks", "mask"), ("depths", "depth"), ("camera_sources", "camera_source"),
+                  ("ood_masks", "ood_mask"), ("clean_images", "clean_image"))
 
 
 class DatasetError(ValueError):
@@ -80,6 +102,15 @@ class DatasetEntry:
     size: tuple[int, int] | None = None
     entry: str = ""
     """Where the entry is in dataset.json, for messages: ``labels[3] ('a.png')``."""
+    ood_mask: str | None = None
+    """Mask of out-of-distribution pixels (255 = occluder), from ``ood_masks``."""
+    clean_image: str | None = None
+    """The same view without its occluders, from ``clean_images``."""
+
+    def files(self) -> list[str]:
+        """Every file the entry lists (image, mask, depth, novel views, OOD mask, clean image)."""
+        optional = [self.mask, self.depth, *[v.file for v in self.novel_views], self.ood_mask, self.clean_image]
+        return [self.name, *[f for f in optional if f is not None]]
 
 
 def load_dataset_json(root: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
@@ -231,7 +262,8 @@ def _labelled_items(data: dict[str, Any], key: str, seen: dict[str, list[int]], 
 
 def parse_per_image_keys(data: dict[str, Any], entries: dict[str, DatasetEntry], seen: dict[str, list[int]],
                          where: str, errors: list[str], *, load_depths: bool = True) -> None:
-    """Set each entry's ``mask``, ``depth`` and ``camera_source`` from the optional keys."""
+    """Set each entry's ``mask``, ``depth``, ``camera_source``, ``ood_mask`` and ``clean_image`` from the
+    optional keys."""
     for key, attr in PER_IMAGE_KEYS:
         if data.get(key) is None or (key == "depths" and not load_depths):
             continue

@@ -24,11 +24,25 @@ set they render the images without the texture. The pattern of identity ``i`` co
 CPU, so it is the same for every rendering device. The default, ``plane_texture=0``, renders the
 plain set and records the same ``meta.spec`` as sets built before the variant existed.
 
+**Occluded variant** (``occluders > 0``, out-of-distribution data for In-N-Out): after rendering,
+``occluders`` seeded occluders of ``occluder_kinds`` (patch, stripes, glasses, sticker; drawn by
+:func:`warpinv.data.occluders.occlude`, together 5-25 % of the image) are pasted on each **input
+view** only; the ground-truth novel views stay clean (they are what a method must recover) and are
+byte-identical to the plain set's. ``OUT/id000.png`` is the occluded input, ``clean/id000.png`` the
+same render without occluders (byte-identical to the plain set's input) and ``ood_masks/id000.png``
+the binary mask (255 = occluder pixel, 0 elsewhere); dataset.json lists them under
+``clean_images`` and ``ood_masks`` (:mod:`warpinv.data.dataset_json`). The occluders of identity
+``i`` come from ``numpy.random.default_rng(SeedSequence([seed, i, 2, occluder_seed]))`` (independent
+of ``n``; ``occluder_seed`` gives other occluders on the same renders). The default, ``occluders=0``,
+records the same ``meta.spec`` as sets built before the variant existed.
+
 Layout::
 
     OUT/dataset.json              labels (input views), novel_views (GT), meta (generator, seed, views)
-    OUT/id000.png ...             input views
+    OUT/id000.png ...             input views (occluded in the occluded variant)
     OUT/novel/id000/yaw+0.35_pitch-0.20.png ...
+    OUT/clean/id000.png ...       occluded variant only: the input views without occluders
+    OUT/ood_masks/id000.png ...   occluded variant only: 255 = occluder pixel
     OUT/gt_latents.safetensors    the ws of every identity (key = image id), for debugging
 
 :func:`make_synthetic_multiview` is idempotent: with the same spec it returns the existing folder
@@ -53,10 +67,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from warpinv.cameras import yaw_pitch_camera
 from warpinv.checks import check_min
 from warpinv.data.images import tensor_to_image
+from warpinv.data.occluders import MAX_OCCLUDERS, OCCLUDER_KINDS, check_occluder_kinds, occlude
 from warpinv.data.validation import DATASET_JSON
 
 logger = logging.getLogger(__name__)
@@ -103,6 +119,14 @@ class SyntheticSpec:
     """Size of the pattern's spots in plane texels (planes are 256 texels across the [-0.5, 0.5]
     box): white noise smoothed by a Gaussian of std ``scale / 2`` texels. One raw-render pixel spans
     about 5 texels with ``tiny`` (32 px) and 1.3 with the 512 px presets (128 px)."""
+    occluders: int = 0
+    """Occluded variant: occluders pasted on each input view (0 = off, at most 8); together they cover
+    5-25 % of the image. The clean input and the occluder mask are written beside it."""
+    occluder_kinds: list[str] = field(default_factory=lambda: list(OCCLUDER_KINDS))
+    """Kinds each occluder is drawn from (uniformly): ``patch``, ``stripes``, ``glasses``, ``sticker``."""
+    occluder_seed: int = 0
+    """Seeds the occluders together with ``seed`` and the identity (another value: other occluders on the
+    same renders)."""
 
     def __post_init__(self) -> None:
         check_min(self.n, 1, "n")
@@ -112,29 +136,44 @@ class SyntheticSpec:
         if isinstance(self.plane_texture_scale, bool) or not isinstance(self.plane_texture_scale, int):
             raise TypeError(f"plane_texture_scale must be an int (texels), got {self.plane_texture_scale!r}")
         check_min(self.plane_texture_scale, 1, "plane_texture_scale")
+        self._check_occluders()
         names = [view_name(*v) for v in self.views]
         if len(set(names)) != len(names):
             raise ValueError(f"views have duplicate names: {names}")
+
+    def _check_occluders(self) -> None:
+        for name in ("occluders", "occluder_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+        check_min(self.occluders, 0, "occluders")
+        if self.occluders > MAX_OCCLUDERS:
+            raise ValueError(f"occluders must be at most {MAX_OCCLUDERS} per input view, got {self.occluders}")
+        self.occluder_kinds = check_occluder_kinds(self.occluder_kinds)
 
 
 #: Fields of the textured variant: left out of ``meta.spec`` while it is off, so that a plain set
 #: records (and matches) the spec of sets built before these fields existed.
 _TEXTURE_FIELDS = ("plane_texture", "plane_texture_scale")
+#: Fields of the occluded variant, left out of ``meta.spec`` while it is off (as the texture ones).
+_OCCLUDER_FIELDS = ("occluders", "occluder_kinds", "occluder_seed")
 
 
 def spec_record(s: SyntheticSpec) -> dict[str, Any]:
-    """``meta.spec`` of a set built from ``s``: its fields, without the texture ones when the texture is off.
+    """``meta.spec`` of a set built from ``s``: its fields, without those of a variant that is off.
 
     Example:
         >>> sorted(set(spec_record(SyntheticSpec(plane_texture=1.0))) - set(spec_record(SyntheticSpec())))
         ['plane_texture', 'plane_texture_scale']
         >>> spec_record(SyntheticSpec(plane_texture_scale=4)) == spec_record(SyntheticSpec())
         True
+        >>> sorted(set(spec_record(SyntheticSpec(occluders=2))) - set(spec_record(SyntheticSpec())))
+        ['occluder_kinds', 'occluder_seed', 'occluders']
     """
     record = asdict(s)
-    if not s.plane_texture:
-        for name in _TEXTURE_FIELDS:
-            record.pop(name)
+    off = (_TEXTURE_FIELDS if not s.plane_texture else ()) + (_OCCLUDER_FIELDS if not s.occluders else ())
+    for name in off:
+        record.pop(name)
     return record
 
 
@@ -218,7 +257,7 @@ def _render_set(out: Path, s: SyntheticSpec, fingerprint: str, device: str | tor
     novel_cams = yaw_pitch_camera(torch.tensor([v[0] for v in views]), torch.tensor([v[1] for v in views]),
                                   device=device)
     c_cond = yaw_pitch_camera(0.0, 0.0, device=device)
-    labels, novel, latents = [], [], {}
+    labels, novel, latents, occlusions = [], [], {}, {}
     with torch.no_grad():
         for i in range(s.n):
             image_id = f"id{i:03d}.png"
@@ -226,7 +265,10 @@ def _render_set(out: Path, s: SyntheticSpec, fingerprint: str, device: str | tor
             ws = G.mapping(z, c_cond, truncation_psi=s.truncation_psi)
             c_in = yaw_pitch_camera(float(input_yaw[i]), float(input_pitch[i]), device=device)
             images = _render_views(G, _identity_planes(G, ws, s, i), ws, torch.cat([c_in, novel_cams]))
-            tensor_to_image(images[0]).save(out / image_id)
+            if s.occluders:
+                occlusions[image_id] = _save_occluded_input(out, image_id, tensor_to_image(images[0]), s, i)
+            else:
+                tensor_to_image(images[0]).save(out / image_id)
             labels.append([image_id, [float(v) for v in c_in[0].tolist()]])
             novel.append([image_id, _save_novel_views(out, i, views, images[1:], novel_cams)])
             latents[image_id] = ws[0].detach().cpu().contiguous()
@@ -237,9 +279,40 @@ def _render_set(out: Path, s: SyntheticSpec, fingerprint: str, device: str | tor
     save_file(latents, str(out / "gt_latents.safetensors"), metadata=info)
     seconds = time.perf_counter() - start
     meta = _meta(s, G, fingerprint, labels, input_yaw, input_pitch, views, seconds)
-    (out / DATASET_JSON).write_text(json.dumps({"labels": labels, "novel_views": novel, "meta": meta}, indent=1)
-                                    + "\n")
+    data: dict[str, Any] = {"labels": labels, "novel_views": novel}
+    if s.occluders:
+        data["ood_masks"] = [[lab[0], f"ood_masks/{lab[0]}"] for lab in labels]
+        data["clean_images"] = [[lab[0], f"clean/{lab[0]}"] for lab in labels]
+        meta["occluders"] = _occluder_meta(s, occlusions)
+        meta["rendering"] += f"; {s.occluders} occluder(s) pasted on each input view (novel views clean)"
+    (out / DATASET_JSON).write_text(json.dumps({**data, "meta": meta}, indent=1) + "\n")
     return seconds
+
+
+def _occluder_rng(s: SyntheticSpec, i: int) -> np.random.Generator:
+    """Identity ``i``'s occluder stream: apart from its input view's ``[seed, i]`` and texture's ``[seed, i, 1]``."""
+    return np.random.default_rng(np.random.SeedSequence([s.seed, i, 2, s.occluder_seed]))
+
+
+def _save_occluded_input(out: Path, image_id: str, clean: Image.Image, s: SyntheticSpec, i: int) -> dict[str, Any]:
+    """Write the occluded input as ``image_id``, the clean one under ``clean/`` and the mask under
+    ``ood_masks/``; what was pasted (``meta.occluders.inputs`` entry)."""
+    occ = occlude(np.asarray(clean), s.occluders, s.occluder_kinds, _occluder_rng(s, i))
+    Image.fromarray(occ.image, "RGB").save(out / image_id)
+    for folder, im in (("clean", clean), ("ood_masks", Image.fromarray(occ.mask.astype(np.uint8) * 255, "L"))):
+        (out / folder).mkdir(exist_ok=True)
+        im.save(out / folder / image_id)
+    return {"kinds": occ.kinds, "coverage": round(occ.coverage, 4)}
+
+
+def _occluder_meta(s: SyntheticSpec, occlusions: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """dataset.json's ``meta.occluders``: what was pasted on each input view."""
+    return {
+        "per_input": s.occluders, "kinds": list(s.occluder_kinds), "seed": s.occluder_seed,
+        "note": "pasted on the input views only, without anti-aliasing; clean/ holds the inputs without them, "
+                "ood_masks/ their masks (255 = occluder pixel); novel views are clean",
+        "inputs": occlusions,
+    }
 
 
 def _holds_same_set(out: Path, spec_dict: dict[str, Any], fingerprint: str) -> bool:
@@ -250,7 +323,7 @@ def _holds_same_set(out: Path, spec_dict: dict[str, Any], fingerprint: str) -> b
 
 
 #: Files a build writes (relative paths), besides dataset.json: what an interrupted build can leave.
-_BUILDER_FILE = re.compile(r"id\d{3,}\.png|gt_latents\.safetensors|dataset\.json\.tmp"
+_BUILDER_FILE = re.compile(r"(clean/|ood_masks/)?id\d{3,}\.png|gt_latents\.safetensors|dataset\.json\.tmp"
                            r"|novel/id\d{3,}/yaw[+-]\d+\.\d\d_pitch[+-]\d+\.\d\d\.png")
 
 

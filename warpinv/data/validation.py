@@ -9,8 +9,8 @@ Checks (all problems are collected, then reported together):
   intrinsics; :func:`warpinv.cameras.validate_label`) -> error naming the file, the entry index, the
   image name and the offending label entry;
 - duplicate names -> error listing each with its entry indices;
-- files that do not exist (images, masks, depths, novel views) -> **one** error listing every
-  missing name;
+- files that do not exist (images, masks, depths, novel views, OOD masks, clean images) -> **one**
+  error listing every missing name;
 - a camera whose centre is not at ``radius`` (2.7) from the normalisation centre -> warning, and the
   camera is normalised with :func:`warpinv.cameras.normalize_camera`. The convention is EG3D's
   ``preprocess_face_cameras.py --mode orig``: the centre is rescaled about the **world origin**
@@ -31,9 +31,12 @@ Checks (all problems are collected, then reported together):
   warning; with ``off_pivot="reaim"`` the camera is also turned (smallest rotation, roll kept) to
   look at the pivot, with ``"refuse"`` it is an error. EG3D's own FFHQ labels come from a 3DMM fit
   and do not look exactly at the pivot, so the default only warns;
-- a mask or depth file that is also listed as an image (with a camera) -> error naming both entries;
-- images: unreadable headers -> error (with ``verify_images`` every image, mask and depth file is
-  decoded, and one that cannot be is an error naming it); a size other than the dataset resolution -> warning and
+- a mask, depth, OOD mask or clean image file that is also listed as an image (with a camera) -> error
+  naming both entries;
+- images: unreadable headers -> error (with ``verify_images`` every image, mask, depth, OOD mask and
+  clean image file is decoded, and one that cannot be is an error naming it; without it, those files
+  are read at load, and a sample whose file cannot be read carries a ``load_error``, see
+  :class:`warpinv.data.dataset.InversionDataset`); a size other than the dataset resolution -> warning and
   resized at load (``on_wrong_size="resize"``) or error (``"refuse"``); non-RGB modes and EXIF
   rotations -> a note (they are converted at load).
 """
@@ -282,19 +285,20 @@ def _fix_camera(label: np.ndarray, opts: DatasetOptions,
 
 
 def _check_files(entries: list[DatasetEntry], root: Path, where: str, report: ValidationReport) -> None:
-    """One error listing every listed file (image, mask, depth, novel view) that does not exist."""
-    missing = [rel for e in entries for rel in [e.name, e.mask, e.depth, *[v.file for v in e.novel_views]]
-               if rel is not None and not (root / rel).is_file()]
+    """One error listing every listed file (image, mask, depth, novel view, OOD mask, clean image) that
+    does not exist."""
+    missing = [rel for e in entries for rel in e.files() if not (root / rel).is_file()]
     if missing:
         report.missing_files = missing
         report.errors.append(f"{where}: {len(missing)} listed file(s) missing in {root}: {_listing(missing)}")
 
 
 def _check_roles(entries: list[DatasetEntry], where: str, report: ValidationReport) -> None:
-    """An error for each mask or depth file that is also listed as an image with a camera."""
+    """An error for each mask, depth, OOD mask or clean image file that is also listed as an image with a camera."""
     images = {e.name: e.entry or repr(e.name) for e in entries}
     for e in entries:
-        for kind, rel in (("mask", e.mask), ("depth", e.depth)):
+        for kind, rel in (("mask", e.mask), ("depth", e.depth), ("OOD mask", e.ood_mask),
+                          ("clean image", e.clean_image)):
             if rel is not None and rel in images:
                 report.errors.append(f"{where}: {e.entry or repr(e.name)}: its {kind} {rel!r} is also listed as "
                                      f"an image with a camera ({images[rel]}); a file cannot be both")
@@ -390,14 +394,16 @@ def load_depth(path: Path) -> np.ndarray:
 
 
 def _decode_problems(e: DatasetEntry, root: Path, opts: DatasetOptions) -> list[str]:
-    """``mask 'm.png' of 'a.png' (corrupt: ...)`` for each of an entry's mask and depth files that
-    cannot be decoded."""
+    """``mask 'm.png' of 'a.png' (corrupt: ...)`` for each of an entry's mask, OOD mask, clean image and
+    depth files that cannot be decoded."""
     problems = []
-    if e.mask is not None and (root / e.mask).is_file():
+    for kind, rel in (("mask", e.mask), ("OOD mask", e.ood_mask), ("clean image", e.clean_image)):
+        if rel is None or not (root / rel).is_file():
+            continue
         try:
-            read_image(root / e.mask, max_pixels=opts.max_pixels)
+            read_image(root / rel, max_pixels=opts.max_pixels)
         except ImageReadError as err:
-            problems.append(f"mask {e.mask!r} of {e.name!r} ({err.status}: {err.reason})")
+            problems.append(f"{kind} {rel!r} of {e.name!r} ({err.status}: {err.reason})")
     if e.depth is not None and opts.load_depths and (root / e.depth).is_file():
         try:
             load_depth(root / e.depth)
@@ -409,8 +415,8 @@ def _decode_problems(e: DatasetEntry, root: Path, opts: DatasetOptions) -> list[
 def _image_sizes(entries: list[DatasetEntry], root: Path, opts: DatasetOptions, where: str,
                  report: ValidationReport) -> dict[str, tuple[int, int]]:
     """``(width, height)`` of every existing image and novel view (headers, or decoded with
-    ``verify_images``, which also decodes masks and depths); sets each entry's ``size``; files that
-    cannot be read are one error naming each, conversions a note."""
+    ``verify_images``, which also decodes masks, OOD masks, clean images and depths); sets each entry's
+    ``size``; files that cannot be read are one error naming each, conversions a note."""
     sizes: dict[str, tuple[int, int]] = {}
     unreadable: list[str] = []
     for e in entries:
