@@ -5,18 +5,20 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.stamp-install
-SUITE  ?= default
+SUITE  ?= default default_ood
 ARGS   ?=
 
-.PHONY: test test-fast lint bench bench-results perf perf-hfgi3d clean-venv help
+.PHONY: test test-fast lint bench bench-results perf perf-hfgi3d perf-in-n-out quirks-in-n-out clean-venv help
 
 help:
 	@echo "make test            run the test suite and the doctests of warpinv/ (creates .venv on first use)"
 	@echo "make lint            ruff check of warpinv, tests and benchmarks (rules in pyproject.toml)"
-	@echo "make bench           run the default benchmark on the embedded tiny generator (SUITE=celebahq for the real one)"
-	@echo "make bench-results   copy runs/bench/\$$SUITE's tables and grids into benchmarks/results/\$$SUITE"
+	@echo "make bench           run the default benchmark (suites default and default_ood) on the embedded tiny generator (SUITE=celebahq for the real one)"
+	@echo "make bench-results   copy runs/bench/<suite>'s tables and grids into benchmarks/results/<suite> for each suite of SUITE"
 	@echo "make perf            backbone performance benchmark -> benchmarks/results/perf_backbone.json"
 	@echo "make perf-hfgi3d     HFGI3D per-image cost -> benchmarks/results/perf_hfgi3d.json (ARGS='--views 2' on a CPU)"
+	@echo "make perf-in-n-out   In-N-Out per-step and per-image cost -> benchmarks/results/perf_in_n_out.json"
+	@echo "make quirks-in-n-out In-N-Out's released quirks vs their corrections -> benchmarks/results/in_n_out_quirks.json"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "warpinv needs Python >= 3.10, found " + sys.version.split()[0]'
@@ -36,14 +38,15 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check warpinv tests benchmarks
 
-# `make bench` runs experiments/bench/$(SUITE).yaml (default: every method on the tiny generator's
-# synthetic multi-view set) into runs/bench/$(SUITE); ARGS takes dotted overrides and --devices N.
+# `make bench` runs experiments/bench/<suite>.yaml for each suite of $(SUITE) (default: `default`, every method on the
+# tiny generator's synthetic multi-view set, then `default_ood`, W+, PTI and In-N-Out on its occluded variant) into
+# runs/bench/<suite>; ARGS takes dotted overrides and --devices N.
 bench: $(STAMP)
-	$(PY) -m warpinv bench experiments/bench/$(SUITE).yaml $(ARGS)
+	@for suite in $(SUITE); do $(PY) -m warpinv bench experiments/bench/$$suite.yaml $(ARGS) || exit 1; done
 
-# Copy a finished run's tables, provenance, timing and grid images into benchmarks/results/$(SUITE).
+# Copy each finished run's tables, provenance, timing and grid images into benchmarks/results/<suite>.
 bench-results: $(STAMP)
-	$(PY) benchmarks/publish.py runs/bench/$(SUITE) benchmarks/results/$(SUITE)
+	@for suite in $(SUITE); do $(PY) benchmarks/publish.py runs/bench/$$suite benchmarks/results/$$suite || exit 1; done
 
 perf: $(STAMP)
 	$(PY) benchmarks/perf/backbone.py $(ARGS)
@@ -51,6 +54,14 @@ perf: $(STAMP)
 # HFGI3D's per-image cost: pseudo views (measured) and the stages (per-step costs, extrapolated).
 perf-hfgi3d: $(STAMP)
 	$(PY) benchmarks/perf/hfgi3d.py $(ARGS)
+
+# In-N-Out's per-step costs (measured) and seconds per image (extrapolated), tiny and ffhq512-128.
+perf-in-n-out: $(STAMP)
+	$(PY) benchmarks/perf/in_n_out.py $(ARGS)
+
+# What each of In-N-Out's released quirks changes in its renders (fixture inputs and a tiny-generator fit).
+quirks-in-n-out: $(STAMP)
+	$(PY) benchmarks/in_n_out_quirks.py $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -20,6 +20,7 @@ from warpinv.backbone.loading import (
 )
 from warpinv.backbone.presets import PRESETS, GeneratorPreset, get_preset
 from warpinv.backbone.renderer import (
+    DEPTH_CLAMP_MODES,
     TRANSMITTANCE_MODES,
     ImportanceRenderer,
     OSGDecoder,
@@ -41,6 +42,7 @@ __all__ = [
     "RadianceField",
     "RaySamples",
     "RenderOutput",
+    "DEPTH_CLAMP_MODES",
     "TRANSMITTANCE_MODES",
     "SuperResolution",
     "build_generator",

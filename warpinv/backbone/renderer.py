@@ -136,12 +136,16 @@ def _transmittance(survive: Tensor) -> Tensor:
     return torch.cumprod(shifted, dim=-2)[:, :, :-1]
 
 
-def _finish(rgb: Tensor, weights: Tensor, depths: Tensor, options: Mapping[str, Any]) -> MarchResult:
+def _finish(rgb: Tensor, weights: Tensor, depths: Tensor, options: Mapping[str, Any],
+            depth_clamp: str = "batch") -> MarchResult:
     total = weights.sum(2)
     depth = torch.sum(weights * _midpoints(depths), -2) / total
     depth = torch.nan_to_num(depth, float("inf"))
-    # Official quirk: clamp to the extreme depths of the whole call, not of each ray.
-    depth = torch.clamp(depth, torch.min(depths), torch.max(depths))
+    if depth_clamp == "batch":
+        # Official quirk: clamp to the extreme depths of the whole call, not of each ray.
+        depth = torch.clamp(depth, torch.min(depths), torch.max(depths))
+    else:
+        depth = torch.minimum(torch.maximum(depth, depths.amin(dim=-2)), depths.amax(dim=-2))
     if options.get("white_back", False):
         rgb = rgb + 1 - total
     return MarchResult(rgb * 2 - 1, depth, weights, depths)
@@ -183,6 +187,9 @@ def march(colors: Tensor, densities: Tensor, depths: Tensor, options: Mapping[st
     return _finish(composite(sample_weights(weights), colors), weights, depths, options)
 
 
+#: Where :func:`march_composite` clamps the expected depth: ``batch`` = to the extreme sample depths of the whole
+#: call (EG3D's and In-N-Out's released marchers), ``ray`` = to each ray's own sample range.
+DEPTH_CLAMP_MODES = ("batch", "ray")
 #: How :func:`march_composite` attenuates light: ``product`` = ``prod (1 - b*a_out)(1 - (1-b)*a_in)``
 #: (In-N-Out's released ``blend_forward``), ``density_sum`` = ``exp(-sum (sigma_out + sigma_in) delta)``
 #: (the In-N-Out paper's ``T^C``, not in the released code).
@@ -190,11 +197,13 @@ TRANSMITTANCE_MODES = ("product", "density_sum")
 
 
 def march_composite(inner: dict[str, Tensor], outer: dict[str, Tensor], depths: Tensor,
-                    options: Mapping[str, Any], transmittance: str = "product") -> MarchResult:
+                    options: Mapping[str, Any], transmittance: str = "product",
+                    depth_clamp: str = "batch") -> MarchResult:
     """Composite two fields with a per-sample blend ``b`` (In-N-Out's ``blend_forward``).
 
     Colour is ``sum T (b*a_out*c_out + (1-b)*a_in*c_in)`` with ``T`` from ``transmittance``
-    (:data:`TRANSMITTANCE_MODES`). ``b = 0`` reproduces :func:`march` of ``inner``, ``b = 1`` that of
+    (:data:`TRANSMITTANCE_MODES`); the depth is clamped by ``depth_clamp`` (:data:`DEPTH_CLAMP_MODES`). ``b = 0``
+    reproduces :func:`march` of ``inner``, ``b = 1`` that of
     ``outer`` (``product`` mode). ``b`` is not clamped: In-N-Out's OOD removal scales it past 1.
 
     Args:
@@ -205,6 +214,8 @@ def march_composite(inner: dict[str, Tensor], outer: dict[str, Tensor], depths: 
     _check_clamp_mode(options)
     if transmittance not in TRANSMITTANCE_MODES:
         raise ValueError(f"transmittance must be one of {TRANSMITTANCE_MODES}, got {transmittance!r}")
+    if depth_clamp not in DEPTH_CLAMP_MODES:
+        raise ValueError(f"depth_clamp must be one of {DEPTH_CLAMP_MODES}, got {depth_clamp!r}")
     deltas = depths[:, :, 1:] - depths[:, :, :-1]
     blend = _midpoints(outer["blend"])
     alpha_out, alpha_in = _alpha(outer["sigma"], deltas), _alpha(inner["sigma"], deltas)
@@ -212,7 +223,7 @@ def march_composite(inner: dict[str, Tensor], outer: dict[str, Tensor], depths: 
     survive = (1 - a_out) * (1 - a_in) if transmittance == "product" else (1 - alpha_out) * (1 - alpha_in)
     trans = _transmittance(survive)
     rgb = torch.sum(trans * (a_out * _midpoints(outer["rgb"]) + a_in * _midpoints(inner["rgb"])), -2)
-    result = _finish(rgb, trans * (a_out + a_in), depths, options)
+    result = _finish(rgb, trans * (a_out + a_in), depths, options, depth_clamp)
     result.outer_opacity = torch.sum(trans * a_out, -2)
     return result
 

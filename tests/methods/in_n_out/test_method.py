@@ -194,3 +194,12 @@ def test_released_layout_round_trip(method, inversion, scene, tmp_path) -> None:
 def test_storage_estimate_covers_what_is_saved(method, inversion) -> None:
     estimate = InNOut.inversion_bytes(method.config, method.G)
     assert estimate >= inversion.storage_bytes() * 0.99
+
+
+def test_a_released_checkpoint_loads_into_the_method(method, inversion, scene, tmp_path) -> None:
+    path = inversion.save_released(tmp_path / "triplanes.pt", method.G, method.config)
+    loaded = InNOutInversion.from_released(path, method.G, scene["camera"])
+    assert set(loaded.generator_delta) == set(inversion.generator_delta)
+    a = method.renderer(inversion)(scene["camera"])["image"]
+    b = method.renderer(loaded)(scene["camera"])["image"]
+    torch.testing.assert_close(a, b, atol=0, rtol=0)

@@ -34,6 +34,7 @@ from warpinv.methods.in_n_out.networks import OODField
 
 Pairing = Literal["official", "matched"]
 Transmittance = Literal["product", "density_sum"]
+DepthClamp = Literal["batch", "ray"]
 #: ``edit(blend (N, M, S, 1)) -> blend``: applied to the sorted OOD blends before marching (OOD removal).
 BlendEdit = Callable[[Tensor], Tensor]
 #: ``field(coordinates (N, P, 3)) -> {"rgb", "sigma", "blend"}`` at world points.
@@ -82,7 +83,8 @@ def _ood_own_fine_depths(ood_coarse: dict[str, Tensor], rays: RaySamples, determ
 def render_fields(rays: RaySamples, ood_field: PointField, origins: Tensor, directions: Tensor,
                   options: Mapping[str, Any], *, pairing: Pairing = "official",
                   transmittance: Transmittance = "product", blend_edit: BlendEdit | None = None,
-                  deterministic: bool = False, generator: torch.Generator | None = None) -> FieldRender:
+                  depth_clamp: DepthClamp = "batch", deterministic: bool = False,
+                  generator: torch.Generator | None = None) -> FieldRender:
     """Composite the OOD field with the InD samples ``rays`` of one render.
 
     Args:
@@ -94,6 +96,8 @@ def render_fields(rays: RaySamples, ood_field: PointField, origins: Tensor, dire
         transmittance: ``product`` (released) or ``density_sum`` (paper), see
             :data:`~warpinv.backbone.renderer.TRANSMITTANCE_MODES`.
         blend_edit: applied to the paired, sorted OOD blends before marching (OOD removal).
+        depth_clamp: ``batch`` (released: the composite depth is clamped to the range of all depths of the call) or
+            ``ray`` (each ray's own range), see :data:`~warpinv.backbone.renderer.DEPTH_CLAMP_MODES`.
         deterministic, generator: the OOD importance draw of ``pairing='official'``.
     """
     if pairing not in ("official", "matched"):
@@ -111,7 +115,7 @@ def render_fields(rays: RaySamples, ood_field: PointField, origins: Tensor, dire
     alone = march(ood["rgb"], ood["sigma"], ood_depths, options)
     if blend_edit is not None:
         ood = {**ood, "blend": blend_edit(ood["blend"])}
-    result = march_composite(ind, ood, depths, options, transmittance=transmittance)
+    result = march_composite(ind, ood, depths, options, transmittance=transmittance, depth_clamp=depth_clamp)
     assert result.outer_opacity is not None
     return FieldRender(result.rgb, result.depth, result.weights.sum(2), result.outer_opacity, alone.rgb, alone.depth,
                        ood_coarse["blend"], blend_fine, ind["sigma"], ood["sigma"])
@@ -158,7 +162,8 @@ def composite_sr(G: EG3DGenerator, image_raw: Tensor, feature_image: Tensor, ws:
 def render_composite(G: EG3DGenerator, ws: Tensor, ood: OODField, phi: Tensor, camera: Tensor, *,
                      resolution: int | None = None, pairing: Pairing = "official",
                      transmittance: Transmittance = "product", blend_edit: BlendEdit | None = None,
-                     superresolve: bool = True, ood_superresolve: bool = False, sr_noise_mode: str = "const",
+                     depth_clamp: DepthClamp = "batch", superresolve: bool = True, ood_superresolve: bool = False,
+                     sr_noise_mode: str = "const",
                      deterministic: bool = False, generator: torch.Generator | None = None,
                      planes: Tensor | None = None) -> CompositeRender:
     """Render ``G``'s tri-planes of ``ws`` composited with ``ood`` from ``camera``.
@@ -182,7 +187,7 @@ def render_composite(G: EG3DGenerator, ws: Tensor, ood: OODField, phi: Tensor, c
     rays = G.renderer.sample_rays(planes, G.decoder, origins, directions, options, deterministic, generator)
     fields = render_fields(rays, lambda x: ood.evaluate(x, phi, options), origins, directions, options,
                            pairing=pairing, transmittance=transmittance, blend_edit=blend_edit,
-                           deterministic=deterministic, generator=generator)
+                           depth_clamp=depth_clamp, deterministic=deterministic, generator=generator)
     feature_image = _as_image(fields.features, n, res)
     image_raw = feature_image[:, :3].clamp(-1.0, 1.0)
     ood_features = _as_image(fields.ood_features, n, res)
@@ -197,5 +202,5 @@ def render_composite(G: EG3DGenerator, ws: Tensor, ood: OODField, phi: Tensor, c
                            _as_image(fields.ood_depth, n, res), ood_image, fields)
 
 
-__all__ = ["BlendEdit", "CompositeRender", "FieldRender", "Pairing", "PointField", "Transmittance",
+__all__ = ["BlendEdit", "CompositeRender", "DepthClamp", "FieldRender", "Pairing", "PointField", "Transmittance",
            "render_composite", "composite_sr", "render_fields"]

@@ -9,7 +9,7 @@ from typing import Literal
 
 from warpinv.checks import check_choice
 from warpinv.methods.base import MethodConfig
-from warpinv.methods.in_n_out.composite import Pairing, Transmittance
+from warpinv.methods.in_n_out.composite import DepthClamp, Pairing, Transmittance
 from warpinv.methods.in_n_out.networks import PlaneReduction
 from warpinv.methods.projector import ProjectorConfig, check_non_negative, check_positive
 from warpinv.metrics.lpips import Net
@@ -54,6 +54,9 @@ class InDConfig(ProjectorConfig):
     """LPIPS trunk of the random-start choice (released: alex)."""
     init_batch: int = 8
     """Random latents rendered per call while choosing the start (speed only)."""
+    use_ood_mask: bool = False
+    """Leave the OOD pixels out of this stage's losses when the image has an OOD mask (the released ``--use_mask``
+    flag; off in its documented command)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -164,6 +167,9 @@ class InNOutConfig(MethodConfig):
     transmittance: Transmittance = "product"
     """``product``: the released ``blend_forward``; ``density_sum``: the paper's ``exp(-sum (sigma_O + sigma_I) delta)``
     (paper, not in the released code)."""
+    depth_clamp: DepthClamp = "batch"
+    """``batch``: the composite depth is clamped to the range of every sample depth of the render (released; it
+    matters once removal makes weights negative); ``ray``: to each ray's own range (corrected)."""
     removal_scale: float = 1.2
     """OOD removal multiplies every blend by this first (released 1.2)."""
     removal_clamp: bool = False
@@ -172,6 +178,9 @@ class InNOutConfig(MethodConfig):
     """Side of the square dilation of the OOD mask before removal (released 5)."""
     sr_noise_mode: Literal["const", "none", "random"] = "const"
     """Noise mode of the SR on the composite (released: ``'const'``)."""
+    save_illustrations: bool = True
+    """Keep the blend map, the OOD-only render and the OOD-removed render of the input view in the inversion (the
+    HTML grid's ``method`` line)."""
 
     def __post_init__(self) -> None:
         check_positive(plane_resolution=self.plane_resolution, removal_scale=self.removal_scale,
@@ -179,6 +188,7 @@ class InNOutConfig(MethodConfig):
         check_choice(self.plane_reduction, ("mean", "sum"), "plane_reduction")
         check_choice(self.pairing, ("official", "matched"), "pairing")
         check_choice(self.transmittance, ("product", "density_sum"), "transmittance")
+        check_choice(self.depth_clamp, ("batch", "ray"), "depth_clamp")
         check_choice(self.sr_noise_mode, ("const", "none", "random"), "sr_noise_mode")
         if self.removal_dilation % 2 == 0:
             raise ValueError(f"removal_dilation must be odd (a centred square), got {self.removal_dilation}")

@@ -57,6 +57,14 @@ class InNOutInversion(Inversion):
     ``ood_mask (1, 1, R, R)`` at raw resolution (1 = out of distribution)."""
 
     kind: ClassVar[str] = "in_n_out"
+    #: Images shown in the HTML grid (``illustration/<name>`` tensors, made by ``save_illustrations``).
+    SHOWN: ClassVar[tuple[tuple[str, str], ...]] = (("blend", "blend map (OOD share of each pixel)"),
+                                                    ("ood_only", "OOD field alone"),
+                                                    ("removed", "OOD removed"))
+
+    def illustrations(self) -> list[tuple[str, Tensor, str]]:
+        return [(f"in-n-out-{name}", self.tensors[f"illustration/{name}"][0].float(), caption)
+                for name, caption in self.SHOWN if f"illustration/{name}" in self.tensors]
 
     def save_released(self, path: str | Path, G: EG3DGenerator, config: InNOutConfig) -> Path:
         """Write the released ``triplanes.pt`` layout (``G.*`` with the tuned SR, ``new_triplanes.*``, ``w_plus``,
@@ -66,6 +74,24 @@ class InNOutInversion(Inversion):
 
         with substituted_tensors(G, self.generator_delta):
             return write_released(path, G, field_of(self, config), self.ws, self.tensors["phi"])
+
+    @classmethod
+    def from_released(cls, path: str | Path, G: EG3DGenerator, camera: Tensor, *, frame: int = 0,
+                      image_id: str | None = None) -> InNOutInversion:
+        """An inversion from a released ``triplanes.pt`` (read with ``torch.load(weights_only=True)`` only): frame
+        ``frame``'s ``w_plus`` and ``phi``, the OOD field, and the generator tensors that differ from ``G`` (the
+        tuned SR). The file holds no camera: ``camera (1, 25)`` is the frame's (its ``dataset.json`` label)."""
+        from warpinv.methods.in_n_out.released import load_field, load_generator_into, read_released
+
+        released = read_released(path, frame=frame)
+        tuned, changed = load_generator_into(G, released)
+        state = tuned.state_dict()
+        field = load_field(released)
+        tensors = {f"{FIELD_PREFIX}{k}": v for k, v in field.state_dict().items()}
+        tensors["phi"] = released.phi
+        return cls(image_id or Path(path).stem, InNOut.name, released.ws, camera,
+                   generator_delta={k: state[k] for k in changed}, tensors=tensors,
+                   info={"released_checkpoint": str(path), "frame": frame})
 
 
 @register_method
@@ -103,14 +129,17 @@ class InNOut(InversionMethod):
     @classmethod
     def inversion_bytes(cls, config: MethodConfig, generator: torch.nn.Module,
                         precision: Precision = "float32") -> int:
-        """The latent, the OOD tri-plane and decoder, ``phi``, the raw-size OOD mask and the tuned SR parameters."""
+        """The latent, the OOD tri-plane and decoder, ``phi``, the raw-size OOD mask, the tuned SR parameters and the
+        three illustrations."""
         assert isinstance(config, InNOutConfig)
         raw = config.neural_rendering_resolution or getattr(generator, "neural_rendering_resolution", 128)
         planes = 3 * OOD_CHANNELS * config.plane_resolution ** 2 + raw ** 2
         decoder = sum(p.numel() for p in OODField(resolution=1).decoder.parameters())
         sr = sum(p.numel() for p in generator.superresolution.parameters()) if config.sr.steps else 0
+        size = int(getattr(generator, "img_resolution", 512))
+        shown = len(InNOutInversion.SHOWN) * 3 * size * size if config.save_illustrations else 0
         return (super().inversion_bytes(config, generator, precision)
-                + (planes + decoder + OOD_CHANNELS + sr) * PRECISION_BYTES[precision])
+                + (planes + decoder + OOD_CHANNELS + sr + shown) * PRECISION_BYTES[precision])
 
     @property
     def random_lpips(self) -> bool:
@@ -130,7 +159,7 @@ class InNOut(InversionMethod):
         res = self.nrr
         raw = F.interpolate(image, size=(res, res), mode="bilinear", align_corners=False)
         return Targets(image, raw, item.camera.to(image.device, torch.float32), ood_mask_of(item, res),
-                       depth_prior_of(item, res))
+                       ood_mask_of(item, self.G.img_resolution), depth_prior_of(item, res))
 
     def invert(self, item: InversionItem) -> Inversion:
         cfg = self.config
@@ -142,8 +171,11 @@ class InNOut(InversionMethod):
                                  conditioning=cfg.ind.conditioning)
             start = (random_start(self.G, targets.image, targets.camera, cfg.ind, self.init_perceptual, generator)
                      if cfg.ind.init_samples > 0 else None)
+            keep = (1 - targets.ood_mask_full if cfg.ind.use_ood_mask and targets.ood_mask_full is not None
+                    else None)
             projection = project(self.G, targets.image, targets.camera, cfg.ind, stats, space="w+",
-                                 perceptual=self.ind_perceptual, start=start, neural_rendering_resolution=self.nrr,
+                                 perceptual=self.ind_perceptual, start=start, mask=keep,
+                                 neural_rendering_resolution=self.nrr,
                                  callback=self.ind_callback, regularizer=delta_regularizer(cfg.ind))
             field = OODField(OOD_CHANNELS, cfg.plane_resolution, cfg.plane_reduction, generator=generator)
             field = field.to(targets.image.device)
@@ -156,12 +188,27 @@ class InNOut(InversionMethod):
         tensors["phi"] = phi.detach()
         if targets.ood_mask is not None:
             tensors["ood_mask"] = targets.ood_mask
+        if cfg.save_illustrations:
+            tensors.update(self.illustration_tensors(InNOutInversion(item.image_id, self.name, ws, item.camera,
+                                                                     generator_delta=tuned_sr, tensors=tensors)))
         info: dict[str, Any] = {"ind_steps": projection.steps, "ind_last_loss": projection.last.get("loss"),
                                 "ind_init_samples": cfg.ind.init_samples, **ood_info, **sr_info}
         if self.random_lpips:
             info["lpips_random_weights"] = True
         return InNOutInversion(item.image_id, self.name, ws, item.camera, generator_delta=tuned_sr, tensors=tensors,
                                info=info)
+
+
+    def illustration_tensors(self, inversion: Inversion) -> dict[str, Tensor]:
+        """The blend map, the OOD field alone and the OOD-removed render at the input view, each
+        ``(1, 3, H, W)`` in ``[-1, 1]`` at the output size, for the HTML grid."""
+        renderer = CompositeViewRenderer(self.G, inversion, self.config)
+        camera = inversion.camera.to(inversion.ws.device, torch.float32)
+        removed = renderer.without_ood(camera)["image"]
+        size = removed.shape[-2:]
+        blend = F.interpolate(renderer.blend_map(camera), size=size, mode="nearest").expand(-1, 3, -1, -1) * 2 - 1
+        return {"illustration/blend": blend, "illustration/ood_only": renderer.ood_only(camera),
+                "illustration/removed": removed}
 
 
 def ood_mask_of(item: InversionItem, resolution: int) -> Tensor | None:

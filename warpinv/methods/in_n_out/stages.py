@@ -46,7 +46,8 @@ class Targets:
         image: ``(1, 3, H, W)`` in ``[-1, 1]`` at the generator's output size; ``raw``: the same bilinearly resized
             to the raw render size ``(1, 3, R, R)`` (released: ``F.interpolate(..., mode='bilinear')``).
         camera: ``(1, 25)``.
-        ood_mask: ``(1, 1, R, R)`` in ``{0, 1}`` at raw size (1 = out of distribution), ``None`` without a mask.
+        ood_mask: ``(1, 1, R, R)`` in ``{0, 1}`` at raw size (1 = out of distribution), ``None`` without a mask;
+            ``ood_mask_full``: the same at the image's size.
         depth: ``(1, 1, R, R)`` a depth prior at raw size, or ``None``.
     """
 
@@ -54,6 +55,7 @@ class Targets:
     raw: Tensor
     camera: Tensor
     ood_mask: Tensor | None = None
+    ood_mask_full: Tensor | None = None
     depth: Tensor | None = None
 
 
@@ -99,7 +101,8 @@ def delta_regularizer(cfg: InDConfig) -> Callable[[Tensor], Tensor] | None:
 def _composite(G: EG3DGenerator, ws: Tensor, field: OODField, phi: Tensor, targets: Targets, config: InNOutConfig,
                deterministic: bool, superresolve: bool, planes: Tensor | None = None) -> CompositeRender:
     return render_composite(G, ws, field, phi, targets.camera, resolution=targets.raw.shape[-1],
-                            pairing=config.pairing, transmittance=config.transmittance, superresolve=superresolve,
+                            pairing=config.pairing, transmittance=config.transmittance,
+                            depth_clamp=config.depth_clamp, superresolve=superresolve,
                             sr_noise_mode=config.sr_noise_mode, deterministic=deterministic, planes=planes)
 
 

@@ -73,7 +73,8 @@ class CompositeViewRenderer:
                 n = chunk.shape[0]
                 out.append(render_composite(self.G, ws.expand(n, -1, -1), field, phi, chunk, resolution=self.resolution,
                                             pairing=cfg.pairing,
-                                            transmittance=cfg.transmittance, sr_noise_mode=cfg.sr_noise_mode,
+                                            transmittance=cfg.transmittance, depth_clamp=cfg.depth_clamp,
+                                            sr_noise_mode=cfg.sr_noise_mode,
                                             blend_edit=None if edit_for is None else edit_for(chunk),
                                             ood_superresolve=ood_superresolve, deterministic=True))
         return out
