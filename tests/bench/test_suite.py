@@ -94,7 +94,18 @@ def test_the_default_suite_runs_every_registered_method() -> None:
     built_in = {name for name, cls in METHODS.items() if not cls.__module__.startswith("tests.")}
     suite = load_suite(Path(__file__).resolve().parents[2] / "experiments" / "bench" / "default.yaml")
     assert {m.name for m in resolve_methods(suite)} == built_in
-    assert suite.generator == "tiny" and suite.dataset.synthesize is not None and suite.dataset.synthesize.n >= 8
+    # 6 identities since In-N-Out joined (both suites of `make bench` must fit in 12 minutes on 2 cores).
+    assert suite.generator == "tiny" and suite.dataset.synthesize is not None and suite.dataset.synthesize.n >= 6
+
+
+def test_the_ood_section_scores_w_plus_pti_and_in_n_out_on_occluded_inputs() -> None:
+    """``make bench``'s second suite: the occluded synthetic set, W+, PTI and In-N-Out, and the OOD metrics."""
+    from pathlib import Path
+
+    suite = load_suite(Path(__file__).resolve().parents[2] / "experiments" / "bench" / "default_ood.yaml")
+    assert {m.name for m in resolve_methods(suite)} == {"wplus_opt", "pti", "in_n_out"}
+    assert suite.dataset.synthesize is not None and suite.dataset.synthesize.options["occluders"] > 0
+    assert {"clean_psnr", "blend_iou"} <= set(suite.metrics)
 
 
 def test_the_sweep_suite_has_the_single_method_its_sweep_overrides() -> None:
