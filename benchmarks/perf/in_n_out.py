@@ -341,7 +341,8 @@ def suite_entry(path: Path) -> tuple[Any, dict[str, Any]] | str:
     label, entry = entries[0]
     preset = load_preset(find_preset(suite, entry), METHOD)
     config = from_dict(InNOutConfig, deep_merge(preset, entry.config), path=f"methods.{label}.config")
-    return config, {"suite": str(path), "label": label, "generator": config.generator or suite.generator}
+    shown = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
+    return config, {"suite": str(shown), "label": label, "generator": config.generator or suite.generator}
 
 
 def suite_budget(path: Path) -> dict[str, Any]:

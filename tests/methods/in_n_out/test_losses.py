@@ -1,4 +1,5 @@
-"""Properties of In-N-Out's losses and OOD removal (no fixtures needed)."""
+"""Properties of In-N-Out's losses and OOD removal: no recorded outputs needed, so not a `golden` test (the
+official values are checked in test_in_n_out_golden.py)."""
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,6 @@
-"""In-N-Out's ``triplanes.pt``: round trip with the tiny generator, and refusal of hostile, torn or foreign files."""
+"""In-N-Out's ``triplanes.pt``: round trip with the tiny generator, and refusal of hostile, torn or foreign files.
+
+Not a `golden` test: the layout against the recorded manifest is checked in test_released_in_n_out_golden.py."""
 from __future__ import annotations
 
 import os
