@@ -46,12 +46,10 @@ import json
 import logging
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +57,19 @@ import torch
 from torch import Tensor
 
 ROOT = Path(__file__).resolve().parents[2]
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a file: its sibling module
+from perf_common import (  # noqa: E402
+    StepClock,
+    build_generator,
+    figure,
+    load_average,
+    peak_memory_mb,
+    seconds_text,
+    step_figure,
+    timed_once,
+)
+
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "perf_hfgi3d.json"
 logger = logging.getLogger("perf_hfgi3d")
 
@@ -91,66 +102,6 @@ LPIPS_NOTE = ("seeded random LPIPS trunks (VGG16 in the projector, AlexNet in tu
 # ----------------------------------------------------------------------------------------------
 # Figures and timing
 
-
-def figure(seconds: float, kind: str, formula: str | None = None, **extra: Any) -> dict[str, Any]:
-    """One reported number: ``{"seconds", "kind": measured|extrapolated, "formula"?, ...}``."""
-    row: dict[str, Any] = {"seconds": seconds, "kind": kind}
-    if formula is not None:
-        row["formula"] = formula
-    return {**row, **extra}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed_once(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
-    """Seconds of one call of ``fn`` and its result."""
-    _sync(device)
-    start = time.perf_counter()
-    result = fn()
-    _sync(device)
-    return time.perf_counter() - start, result
-
-
-class StepClock:
-    """Step callback that stamps the time after every optimiser step; ``steps()`` gives
-    ``(warm-up seconds incl. setup, [seconds of each later step])``."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.stamps: list[float] = []
-        self.start = 0.0
-
-    def begin(self) -> StepClock:
-        _sync(self.device)
-        self.start = time.perf_counter()
-        return self
-
-    def __call__(self, step: int, terms: dict[str, float]) -> None:
-        _sync(self.device)
-        self.stamps.append(time.perf_counter())
-
-    def steps(self) -> tuple[float, list[float]]:
-        if not self.stamps:
-            raise RuntimeError("no step was taken")
-        diffs = [b - a for a, b in zip(self.stamps, self.stamps[1:])]
-        return self.stamps[0] - self.start, diffs
-
-
-def step_figure(clock: StepClock, what: str) -> dict[str, Any]:
-    warmup, runs = clock.steps()
-    if not runs:  # a single step: only the warm-up exists
-        return figure(warmup, "measured", f"{what}: one step incl. setup (no warm-up)", runs_s=[warmup])
-    return figure(statistics.median(runs), "measured", f"{what}: median of {len(runs)} steps after 1 warm-up step",
-                  runs_s=runs, warmup_s=warmup)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,13 +171,6 @@ def measure_pseudo_views(setting: str, mode: str, views: int, num_points: int | 
 
 # ----------------------------------------------------------------------------------------------
 # Optimisation steps
-
-
-def build_generator(config: str, device: torch.device) -> Any:
-    from warpinv.backbone import build_random, build_tiny
-
-    G = build_tiny() if config == "tiny" else build_random(config)
-    return G.to(device).eval().requires_grad_(False)
 
 
 def measure_steps(config: str, steps: int, device: torch.device) -> dict[str, Any]:
@@ -360,14 +304,6 @@ def run_group(args: argparse.Namespace, kind: str, name: str, mode: str = "") ->
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def load_average() -> list[float] | None:
-    """1, 5 and 15 minute load averages (other processes on the CPUs inflate every time), or ``None``."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def environment(device: str) -> dict[str, Any]:
     from warpinv.bench.provenance import cpu_name
 
@@ -477,10 +413,6 @@ def steps_summary(row: dict[str, Any]) -> str:
             f"forward {row['forward_s']['seconds']:.3f}s | peak {row['peak_mb']:.0f} MB")
 
 
-def _hours(seconds: float) -> str:
-    return f"{seconds:.1f} ({seconds / 3600:.2f} h)" if seconds >= 3600 else f"{seconds:.1f}"
-
-
 def render_markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     lines = [
@@ -522,8 +454,8 @@ def render_markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {config} | {name} | {s['projector']['seconds']:.1f} | "
                          f"{s['tuning_up_to']['seconds']:.1f} | {s['renders']['seconds']:.1f} | {pv} | "
                          f"{s['final_tuning']['seconds']:.1f} | "
-                         f"{_hours(main_mode['total_up_to']['seconds'])} | "
-                         f"{_hours(main_mode['total_if_tuning_stops_at_once']['seconds'])} |")
+                         f"{seconds_text(main_mode['total_up_to']['seconds'])} | "
+                         f"{seconds_text(main_mode['total_if_tuning_stops_at_once']['seconds'])} |")
     ref = result["official_reference"]
     lines += ["", "Budgets: " + "; ".join(f"**{k}**: {v['note']}" for k, v in BUDGETS.items()) + ".",
               "Formulas are in the JSON (`formula` of each figure).", "",

@@ -46,18 +46,29 @@ import json
 import logging
 import os
 import platform
-import resource
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a file: its sibling module
+from perf_common import (  # noqa: E402
+    StepClock,
+    build_generator,
+    figure,
+    load_average,
+    median_figure,
+    peak_memory_mb,
+    seconds_text,
+    step_figure,
+    timed_once,
+)
+
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "perf_in_n_out.json"
 DEFAULT_SUITE = ROOT / "experiments" / "bench" / "default.yaml"
 CONFIGS = ("tiny", "ffhq512-128")
@@ -86,81 +97,9 @@ LPIPS_NOTE = ("seeded random LPIPS trunks (VGG16 for the W+, OOD and SR losses, 
 # Figures and timing
 
 
-def figure(seconds: float, kind: str, formula: str | None = None, **extra: Any) -> dict[str, Any]:
-    """One reported number: ``{"seconds", "kind": measured|extrapolated, "formula"?, ...}``."""
-    row: dict[str, Any] = {"seconds": seconds, "kind": kind}
-    if formula is not None:
-        row["formula"] = formula
-    return {**row, **extra}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed_once(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
-    """Seconds of one call of ``fn`` and its result."""
-    _sync(device)
-    start = time.perf_counter()
-    result = fn()
-    _sync(device)
-    return time.perf_counter() - start, result
-
-
-class StepClock:
-    """Step callback (:data:`~warpinv.methods.in_n_out.stages.StepCallback`) that stamps the time after every step;
-    ``steps()`` gives ``(warm-up seconds incl. setup, [seconds of each later step])``."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.stamps: list[float] = []
-        self.start = 0.0
-
-    def begin(self) -> StepClock:
-        _sync(self.device)
-        self.start = time.perf_counter()
-        return self
-
-    def __call__(self, step: int, terms: dict[str, float]) -> None:
-        _sync(self.device)
-        self.stamps.append(time.perf_counter())
-
-    def steps(self) -> tuple[float, list[float]]:
-        if not self.stamps:
-            raise RuntimeError("no step was taken")
-        return self.stamps[0] - self.start, [b - a for a, b in zip(self.stamps, self.stamps[1:])]
-
-
-def median_figure(warmup: float, runs: list[float], what: str, unit: str = "steps", **extra: Any) -> dict[str, Any]:
-    """The median of ``runs`` after the warm-up (or the warm-up alone when nothing followed it)."""
-    if not runs:
-        return figure(warmup, "measured", f"{what}: one {unit[:-1]} incl. setup (no warm-up)", runs_s=[warmup],
-                      **extra)
-    return figure(statistics.median(runs), "measured", f"{what}: median of {len(runs)} {unit} after 1 warm-up",
-                  runs_s=runs, warmup_s=warmup, **extra)
-
-
-def step_figure(clock: StepClock, what: str, **extra: Any) -> dict[str, Any]:
-    warmup, runs = clock.steps()
-    return median_figure(warmup, runs, what, **extra)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
 
 # ----------------------------------------------------------------------------------------------
 # Measurements on one generator
-
-
-def build_generator(config: str, device: torch.device) -> Any:
-    from warpinv.backbone import build_random, build_tiny
-
-    G = build_tiny() if config == "tiny" else build_random(config)
-    return G.to(device).eval().requires_grad_(False)
 
 
 def centre_square_mask(size: int) -> torch.Tensor:
@@ -456,14 +395,6 @@ def suite_rows(args: argparse.Namespace, budget: dict[str, Any]) -> list[dict[st
     return [run_group(args, budget["generator"], "default_suite")]
 
 
-def load_average() -> list[float] | None:
-    """1, 5 and 15 minute load averages (other processes on the CPUs inflate every time), or ``None``."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def environment(device: str, in_process: bool) -> dict[str, Any]:
     from warpinv.bench.provenance import cpu_name
 
@@ -571,10 +502,6 @@ def _cost(fig: dict[str, Any]) -> str:
     return "-" if fig["kind"] == "not run" else f"{fig['seconds']:.3f}"
 
 
-def _hours(seconds: float) -> str:
-    return f"{seconds:.1f} ({seconds / 3600:.2f} h)" if seconds >= 3600 else f"{seconds:.1f}"
-
-
 def render_markdown(result: dict[str, Any]) -> str:
     env = result["environment"]
     lines = [
@@ -609,11 +536,12 @@ def render_markdown(result: dict[str, Any]) -> str:
     for config, by_budget in result["per_image"].items():
         for name, b in by_budget.items():
             s, t = b["stages"], b["totals"]
-            total = {v: _hours(t[v]["seconds"]) for v in t}
+            total = {v: seconds_text(t[v]["seconds"]) for v in t}
             total[b["ood_variant"]] = f"**{total[b['ood_variant']]}**"
             lines.append(f"| {config} | {name} | {s['latent_stats']['seconds']:.1f} | "
                          f"{s['random_start']['seconds']:.1f} | {s['wplus']['seconds']:.1f} | "
-                         f"{_hours(s['ood_latent_refined']['seconds'])} / {_hours(s['ood_latent_frozen']['seconds'])}"
+                         f"{seconds_text(s['ood_latent_refined']['seconds'])} / "
+                         f"{seconds_text(s['ood_latent_frozen']['seconds'])}"
                          f" | {s['sr']['seconds']:.1f} | {total['latent_refined']} | {total['latent_frozen']} |")
     lines += ["", "In bold: the total as the budget is configured (its `ood.ws_lr_scale`). Budgets (each total = "
               "latent_stats + init_samples x random start + W+ steps x W+ step + OOD steps x OOD step + SR steps x "

@@ -1,0 +1,124 @@
+"""What the method performance scripts share (``hfgi3d.py``, ``in_n_out.py``): reported figures, step timing,
+peak memory, the generators they time and the machine's load.
+
+The scripts run as files (``python benchmarks/perf/<name>.py``, also in their own subprocesses), so they import this
+module by name from their own folder.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+def figure(seconds: float, kind: str, formula: str | None = None, **extra: Any) -> dict[str, Any]:
+    """One reported number: ``{"seconds", "kind": measured|extrapolated, "formula"?, ...}``.
+
+    Example:
+        >>> figure(2.0, "measured", "probe")
+        {'seconds': 2.0, 'kind': 'measured', 'formula': 'probe'}
+    """
+    row: dict[str, Any] = {"seconds": seconds, "kind": kind}
+    if formula is not None:
+        row["formula"] = formula
+    return {**row, **extra}
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA only), so that wall-clock times cover it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_once(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
+    """Seconds of one call of ``fn`` and its result."""
+    sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    return time.perf_counter() - start, result
+
+
+class StepClock:
+    """Step callback ``clock(step, terms)`` that stamps the time after every optimiser step; ``steps()`` gives
+    ``(warm-up seconds incl. setup, [seconds of each later step])``."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.start = 0.0
+        self.stamps: list[float] = []
+
+    def begin(self) -> StepClock:
+        """Start timing (setup before the first step counts in the warm-up)."""
+        sync(self.device)
+        self.start = time.perf_counter()
+        self.stamps = []
+        return self
+
+    def __call__(self, step: int, terms: dict[str, float]) -> None:
+        del step, terms
+        sync(self.device)
+        self.stamps.append(time.perf_counter())
+
+    def steps(self) -> tuple[float, list[float]]:
+        if not self.stamps:
+            raise RuntimeError("no step was taken")
+        return self.stamps[0] - self.start, [b - a for a, b in zip(self.stamps, self.stamps[1:])]
+
+
+def median_figure(warmup: float, runs: list[float], what: str, unit: str = "steps", **extra: Any) -> dict[str, Any]:
+    """The median of ``runs`` after the warm-up (or the warm-up alone when nothing followed it).
+
+    Example:
+        >>> median_figure(5.0, [1.0, 3.0, 2.0], "probe")["seconds"]
+        2.0
+    """
+    if not runs:
+        return figure(warmup, "measured", f"{what}: one {unit[:-1]} incl. setup (no warm-up)", runs_s=[warmup],
+                      **extra)
+    return figure(statistics.median(runs), "measured", f"{what}: median of {len(runs)} {unit} after 1 warm-up",
+                  runs_s=runs, warmup_s=warmup, **extra)
+
+
+def step_figure(clock: StepClock, what: str, **extra: Any) -> dict[str, Any]:
+    """:func:`median_figure` of a :class:`StepClock`'s steps."""
+    warmup, runs = clock.steps()
+    return median_figure(warmup, runs, what, **extra)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak CUDA memory of the process on ``device``, or its peak resident set size (MB) on a CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_generator(config: str, device: torch.device) -> Any:
+    """The embedded ``tiny`` generator or a preset with random weights (speed does not depend on weight values)."""
+    from warpinv.backbone import build_random, build_tiny
+
+    G = build_tiny() if config == "tiny" else build_random(config)
+    return G.to(device).eval().requires_grad_(False)
+
+
+def load_average() -> list[float] | None:
+    """The machine's 1, 5 and 15 minute load averages (other processes inflate every time), if known."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def seconds_text(seconds: float) -> str:
+    """Seconds with one decimal, plus hours from an hour on.
+
+    Example:
+        >>> seconds_text(4572.0), seconds_text(30.0)
+        ('4572.0 (1.27 h)', '30.0')
+    """
+    return f"{seconds:.1f} ({seconds / 3600:.2f} h)" if seconds >= 3600 else f"{seconds:.1f}"
