@@ -11,6 +11,7 @@ from warpinv.bench.cli import add_bench_parser, add_sweep_parser
 from warpinv.data.cli import add_data_parser
 from warpinv.methods.cli import add_methods_parser
 from warpinv.metrics.cli import add_metrics_parser
+from warpinv.training.cli import add_train_parser
 from warpinv.weights.cli import add_weights_parser
 
 
@@ -18,13 +19,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="warpinv", description="3D GAN inversion on one EG3D backbone.")
     parser.add_argument("--version", action="version", version=f"warpinv {__version__}")
     parser.set_defaults(func=lambda _ns: (parser.print_help(), 0)[1])
-    sub = parser.add_subparsers(dest="command", metavar="{weights,data,methods,metrics,bench,sweep}")
+    sub = parser.add_subparsers(dest="command", metavar="{weights,data,methods,metrics,bench,sweep,train}")
     add_weights_parser(sub)
     add_data_parser(sub)
     add_methods_parser(sub)
     add_metrics_parser(sub)
     add_bench_parser(sub)
     add_sweep_parser(sub)
+    add_train_parser(sub)
     return parser
 
 

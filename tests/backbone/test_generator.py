@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from tests.backbone.test_structure import frontal_label
-from warpinv.backbone import EG3DGenerator, build_tiny, load_generator
+from warpinv.backbone import EG3DGenerator, build_tiny, load_generator, sample_from_planes
+from warpinv.backbone.renderer import run_model
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +102,34 @@ def test_composite_rendering_blend_extremes(G: EG3DGenerator) -> None:
         expected_b1 = march(inner_only["rgb"], inner_only["sigma"], plain.depths, opts)
     torch.testing.assert_close(b0.features, plain.features, atol=1e-5, rtol=0)
     torch.testing.assert_close(b1.features, expected_b1.rgb, atol=1e-5, rtol=0)
+
+
+def test_feature_hook_edits_the_features_the_decoder_reads(G: EG3DGenerator) -> None:
+    """An identity hook renders exactly the plain render; the decoder reads what a hook returns."""
+    ws = G.mapping(torch.randn(1, 512, generator=torch.Generator().manual_seed(6)), frontal_label())
+    c = frontal_label()
+    seen: list[tuple[int, ...]] = []
+
+    def identity(coords: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        seen.append((tuple(coords.shape), tuple(features.shape)))
+        return features
+
+    def shift(coords: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        return features + 0.3
+
+    with torch.no_grad():
+        planes = G.planes(ws, noise_mode="const")
+        plain = G.render_planes(planes, ws, c, 16, deterministic=True, noise_mode="const")
+        same = G.render_planes(planes, ws, c, 16, deterministic=True, noise_mode="const", feature_hook=identity)
+        shifted = G.render_planes(planes, ws, c, 16, deterministic=True, noise_mode="const", feature_hook=shift)
+        points = torch.rand(1, 50, 3, generator=torch.Generator().manual_seed(7)) - 0.5
+        hooked = run_model(planes, G.decoder, points, points, G.rendering_kwargs, feature_hook=shift)
+        direct = G.decoder(sample_from_planes(planes, points, G.rendering_kwargs["box_warp"]) + 0.3, points)
+    assert torch.equal(same["image"], plain["image"]) and torch.equal(same["image_depth"], plain["image_depth"])
+    # coarse and fine pass: (N, P, 3) points and (N, 3, P, C) features
+    assert len(seen) == 2 and all(cs[0] == 1 and cs[2] == 3 and fs[:3] == (1, 3, cs[1]) for cs, fs in seen)
+    assert torch.equal(hooked["rgb"], direct["rgb"]) and torch.equal(hooked["sigma"], direct["sigma"])
+    assert not torch.allclose(shifted["image_raw"], plain["image_raw"], atol=1e-3)
 
 
 def test_input_checks(G: EG3DGenerator) -> None:

@@ -22,6 +22,7 @@ from warpinv.backbone.presets import PRESETS, GeneratorPreset, get_preset
 from warpinv.backbone.renderer import (
     DEPTH_CLAMP_MODES,
     TRANSMITTANCE_MODES,
+    FeatureHook,
     ImportanceRenderer,
     OSGDecoder,
     RadianceField,
@@ -35,6 +36,7 @@ from warpinv.backbone.superresolution import SuperResolution
 
 __all__ = [
     "EG3DGenerator",
+    "FeatureHook",
     "GeneratorPreset",
     "ImportanceRenderer",
     "OSGDecoder",

@@ -14,7 +14,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from warpinv.backbone.renderer import ImportanceRenderer, OSGDecoder, RadianceField, RenderOutput, run_model
+from warpinv.backbone.renderer import (
+    FeatureHook,
+    ImportanceRenderer,
+    OSGDecoder,
+    RadianceField,
+    RenderOutput,
+    run_model,
+)
 from warpinv.backbone.stylegan2 import StyleGAN2Backbone
 from warpinv.backbone.superresolution import build_superresolution
 from warpinv.cameras.labels import unpack_label
@@ -124,9 +131,13 @@ class EG3DGenerator(nn.Module):
         generator: torch.Generator | None = None,
         extra_field: RadianceField | None = None,
         superresolve: bool = True,
+        feature_hook: FeatureHook | None = None,
         **synthesis_kwargs: Any,
     ) -> dict[str, Tensor]:
         """Render given tri-planes from camera ``c`` (the second half of :meth:`synthesis`).
+
+        ``feature_hook`` edits the plane features of every ray sample before the decoder (see
+        :data:`~warpinv.backbone.renderer.FeatureHook`); ``None`` renders the planes as they are.
 
         Returns:
             ``image (N, 3, R_img, R_img)`` (when ``superresolve``), ``image_raw (N, 3, R, R)``,
@@ -141,7 +152,8 @@ class EG3DGenerator(nn.Module):
         res = self.neural_rendering_resolution
         origins, directions = self.rays(c, res)
         out: RenderOutput = self.renderer(planes, self.decoder, origins, directions, self.rendering_kwargs,
-                                          deterministic=deterministic, generator=generator, extra_field=extra_field)
+                                          deterministic=deterministic, generator=generator, extra_field=extra_field,
+                                          feature_hook=feature_hook)
         n = planes.shape[0]
         feature_image = out.features.permute(0, 2, 1).reshape(n, out.features.shape[-1], res, res).contiguous()
         result = {

@@ -31,6 +31,10 @@ PLANE_AXES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (2, 0))
 #: A radiance field evaluated at points: (coordinates (N,P,3), directions (N,P,3)) -> dict with
 #: ``rgb`` (N,P,C) and ``sigma`` (N,P,1) (raw, before the marcher's softplus), optionally ``blend``.
 RadianceField = Callable[[Tensor, Tensor], dict[str, Tensor]]
+#: Edits the tri-plane features of points before the decoder reads them: (coordinates (N,P,3) world
+#: points, features (N,3,P,C) per plane, as :func:`sample_from_planes` returns them) -> features of
+#: the same shape. E3DGE-style encoders add pixel-aligned features here (the field hook).
+FeatureHook = Callable[[Tensor, Tensor], Tensor]
 
 
 def project_onto_planes(coordinates: Tensor) -> Tensor:
@@ -282,6 +286,7 @@ class ImportanceRenderer(nn.Module):
         deterministic: bool = False,
         generator: torch.Generator | None = None,
         extra_field: RadianceField | None = None,
+        feature_hook: FeatureHook | None = None,
     ) -> RenderOutput:
         """Render rays.
 
@@ -290,9 +295,12 @@ class ImportanceRenderer(nn.Module):
             options: EG3D ``rendering_kwargs``.
             generator: RNG for the stochastic mode (the global RNG when ``None``).
             extra_field: optional second field, composited with its ``blend``.
+            feature_hook: optional edit of the plane features of every sample before the decoder
+                (both passes; the importance draw then follows the edited densities).
         """
         _check_clamp_mode(options)
-        rays = self.sample_rays(planes, decoder, ray_origins, ray_directions, options, deterministic, generator)
+        rays = self.sample_rays(planes, decoder, ray_origins, ray_directions, options, deterministic, generator,
+                                feature_hook)
         if rays.fine is None:
             depths, samples = rays.coarse_depths, rays.coarse
         elif extra_field is None:
@@ -309,13 +317,13 @@ class ImportanceRenderer(nn.Module):
 
     def sample_rays(self, planes: Tensor, decoder: nn.Module, ray_origins: Tensor, ray_directions: Tensor,
                     options: Mapping[str, Any], deterministic: bool = False,
-                    generator: torch.Generator | None = None) -> RaySamples:
+                    generator: torch.Generator | None = None, feature_hook: FeatureHook | None = None) -> RaySamples:
         """The two sampling passes of :meth:`forward`, before any marching: stratified coarse depths and the
         field there, then (with ``depth_resolution_importance > 0``) importance depths and the field there.
 
         Methods that composite their own second field at these samples (In-N-Out) start from here.
         """
-        field = self.plane_field(planes, decoder, options)
+        field = self.plane_field(planes, decoder, options, feature_hook)
         depths = self.coarse_depths(ray_origins, ray_directions, options, deterministic, generator)
         samples = self.evaluate(field, ray_origins, ray_directions, depths)
         n_importance = options["depth_resolution_importance"]
@@ -326,8 +334,10 @@ class ImportanceRenderer(nn.Module):
         return RaySamples(depths, samples, fine_depths, self.evaluate(field, ray_origins, ray_directions, fine_depths))
 
     @staticmethod
-    def plane_field(planes: Tensor, decoder: nn.Module, options: Mapping[str, Any]) -> RadianceField:
-        """The radiance field of tri-planes + decoder, with EG3D's optional ``density_noise``.
+    def plane_field(planes: Tensor, decoder: nn.Module, options: Mapping[str, Any],
+                    feature_hook: FeatureHook | None = None) -> RadianceField:
+        """The radiance field of tri-planes + decoder, with EG3D's optional ``density_noise`` and an optional
+        :data:`FeatureHook` between the plane lookup and the decoder.
 
         Its lookups (the coarse and the fine pass) share one texel table, made on the first call.
         """
@@ -336,7 +346,8 @@ class ImportanceRenderer(nn.Module):
         def field(coordinates: Tensor, directions: Tensor) -> dict[str, Tensor]:
             if not shared:
                 shared.append(TexelTable(planes))
-            return run_model(planes, decoder, coordinates, directions, options, texels=shared[0])
+            return run_model(planes, decoder, coordinates, directions, options, texels=shared[0],
+                             feature_hook=feature_hook)
 
         return field
 
@@ -424,9 +435,16 @@ class RenderOutput:
 
 
 def run_model(planes: Tensor, decoder: nn.Module, coordinates: Tensor, directions: Tensor,
-              options: Mapping[str, Any], texels: TexelTable | None = None) -> dict[str, Tensor]:
-    """Decode tri-plane features at points: ``(N, P, 3)`` -> ``rgb (N, P, C)``, ``sigma (N, P, 1)``."""
-    out = decoder(sample_from_planes(planes, coordinates, options["box_warp"], texels), directions)
+              options: Mapping[str, Any], texels: TexelTable | None = None,
+              feature_hook: FeatureHook | None = None) -> dict[str, Tensor]:
+    """Decode tri-plane features at points: ``(N, P, 3)`` -> ``rgb (N, P, C)``, ``sigma (N, P, 1)``.
+
+    ``feature_hook`` (see :data:`FeatureHook`) edits the sampled features before the decoder.
+    """
+    features = sample_from_planes(planes, coordinates, options["box_warp"], texels)
+    if feature_hook is not None:
+        features = feature_hook(coordinates, features)
+    out = decoder(features, directions)
     noise = options.get("density_noise", 0)
     if noise > 0:
         out["sigma"] = out["sigma"] + torch.randn_like(out["sigma"]) * noise

@@ -1,6 +1,7 @@
 """EG3D camera conventions, exact: labels, LookAt poses, trajectories, rays, projection and warping."""
 from __future__ import annotations
 
+from warpinv.cameras.distributions import POSE_KINDS, PoseDistribution
 from warpinv.cameras.labels import (
     IBRNET_CAMERA_DIM,
     LABEL_DIM,
@@ -32,6 +33,8 @@ from warpinv.cameras.trajectories import HFGI3D_NUM_VIEWS, HFGI3D_PI, hfgi3d_orb
 from warpinv.cameras.warp import backward_warp, pixels_to_grid, project_points, unproject_depth
 
 __all__ = [
+    "POSE_KINDS",
+    "PoseDistribution",
     "CameraError",
     "DEFAULT_LOOKAT",
     "DEFAULT_RADIUS",

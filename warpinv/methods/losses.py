@@ -5,6 +5,7 @@
   (``MissingWeightsError`` when absent) or, on explicit request, a seeded random trunk.
 - :func:`noise_regularization` / :func:`normalize_noise_`: the StyleGAN2 projector's noise
   regulariser (squared autocorrelation over a pyramid) and the per-step renormalisation.
+- :class:`IdentityLoss`: pSp's ID loss, ``1 - cos`` of ArcFace IR-SE50 embeddings, with gradients.
 - :func:`latent_distance` / :func:`layer_spread`: latent regularisers (distance to a reference
   latent; spread of W+ layers around their mean).
 
@@ -91,6 +92,29 @@ class PerceptualLoss(nn.Module):
     def forward(self, pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
         pred = composite(pred, target, mask)
         return self.lpips(downsample_to(pred, self.resolution), downsample_to(target, self.resolution))
+
+
+class IdentityLoss(nn.Module):
+    """pSp's ``IDLoss``: ``1 - cos`` between the ArcFace IR-SE50 embeddings of prediction and target, with
+    gradients to the prediction (the crop and resize of :class:`warpinv.metrics.identity.ArcFaceIdentity`).
+
+    Args:
+        allow_random: seeded random IR-SE50 weights instead of ``model_ir_se50.pth`` (tests, weightless runs).
+
+    Call: ``loss(pred (N, 3, H, W), target (N, 3, H, W))`` -> ``(N,)``.
+    """
+
+    def __init__(self, allow_random: bool = False, seed: int = 0) -> None:
+        super().__init__()
+        from warpinv.metrics.identity import ArcFaceIdentity
+
+        self.arcface = ArcFaceIdentity(allow_random=allow_random, seed=seed)
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
+        emb_pred = self.arcface.embed_with_grad(pred)
+        with torch.no_grad():
+            emb_target = self.arcface.embed_with_grad(target)
+        return 1 - (emb_pred * emb_target).sum(dim=1)
 
 
 def noise_regularization(noise_buffers: Iterable[Tensor]) -> Tensor:

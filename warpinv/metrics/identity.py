@@ -287,6 +287,10 @@ class ArcFaceIdentity(nn.Module):
         """
         return self._embed(check_images(images, "images"))
 
+    def embed_with_grad(self, images: Tensor) -> Tensor:
+        """:meth:`embed` with autograd (the identity loss of training): ``(N, 3, S, S)`` -> ``(N, 512)``."""
+        return self._embed(images)
+
     def _embed(self, images: Tensor) -> Tensor:
         parameter = next(self.net.parameters())
         check_same_device(images, parameter, ("images", "the metric"), hint="; move it with metric.to(device)")
