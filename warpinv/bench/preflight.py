@@ -204,11 +204,20 @@ def check_methods(methods: list[ResolvedMethod], report: PreflightReport) -> Non
                 report.missing.append(MissingItem("generator", f"generator {own} (does not exist)",
                                                   [f"method {m.label}"],
                                                   "a preset name, `tiny`, or a .pkl/.safetensors path"))
-        checkpoint = getattr(m.config, "checkpoint", None)
-        if checkpoint is not None and not Path(checkpoint).is_file():
-            report.missing.append(MissingItem("checkpoint", f"trained checkpoint {checkpoint} (does not exist)",
-                                              [f"method {m.label}"], "train it (`warpinv train`) or set the path of "
-                                              "the method's released checkpoint"))
+        check_checkpoint(m, METHODS[m.name], report)
+
+
+def check_checkpoint(m: ResolvedMethod, cls: Any, report: PreflightReport) -> None:
+    """The trained weights a method config names exist; an encoder (``trainable``) without any is refused
+    unless its config says ``allow_untrained``."""
+    checkpoint = getattr(m.config, "checkpoint", None)
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        report.missing.append(MissingItem("checkpoint", f"trained checkpoint {checkpoint} (does not exist)",
+                                          [f"method {m.label}"], cls.checkpoint_howto(m.config)))
+    elif checkpoint is None and cls.trainable and not getattr(m.config, "allow_untrained", False):
+        report.missing.append(MissingItem("checkpoint", "trained weights (the config's `checkpoint` is empty: an "
+                                          "untrained encoder inverts nothing)", [f"method {m.label}"],
+                                          cls.checkpoint_howto(m.config)))
 
 
 def inversion_disk(suite: SuiteConfig, methods: list[ResolvedMethod], images: int) -> DiskEstimate:

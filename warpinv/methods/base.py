@@ -372,6 +372,11 @@ class InversionMethod(pl.LightningModule):
         return []
 
     @classmethod
+    def checkpoint_howto(cls, config: MethodConfig) -> str:
+        """How to obtain the trained weights ``config.checkpoint`` names (the preflight's advice when absent)."""
+        return "train it (`warpinv train`) or set the path of the method's released checkpoint"
+
+    @classmethod
     def description(cls) -> str:
         """First line of the class's own docstring, reST literals shown plain (``''`` when it has none)."""
         lines = inspect.cleandoc(cls.__doc__ or "").splitlines()

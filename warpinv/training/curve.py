@@ -40,6 +40,17 @@ def read_series(path: str | Path, names: tuple[str, ...] | list[str] = DEFAULT_S
     return {n: v for n, v in out.items() if v}
 
 
+def read_attempts(paths: list[Path], names: tuple[str, ...] | list[str] = DEFAULT_SERIES) -> Series:
+    """The series of a run logged over several attempts (a start and its resumes, in order): each attempt's
+    points replace the earlier attempts' points from its first step on."""
+    merged: Series = {}
+    for path in paths:
+        for name, points in read_series(path, names).items():
+            first = points[0][0]
+            merged[name] = [p for p in merged.get(name, []) if p[0] < first] + points
+    return merged
+
+
 def draw_curves(series: Series, path: str | Path, size: tuple[int, int] = (640, 480)) -> Image.Image:
     """Draw one panel per series (stacked), with its min/max and step range written on it; save as PNG."""
     width, height = size

@@ -147,7 +147,7 @@ def as_saved(images: Tensor) -> Tensor:
 
     Example:
         >>> as_saved(torch.tensor([-2.0, 0.0, 0.999, 3.0])).tolist()
-        [-1.0, 0.003921568393707275, 1.0, 1.0]
+        [-1.0, 0.003921627998352051, 1.0, 1.0]
     """
     return (images.clamp(-1, 1) * 127.5 + 128).clamp(0, 255).floor() / 127.5 - 1
 

@@ -5,8 +5,8 @@ A run folder (``output``, default ``runs/train/<name>``) holds:
 - ``config.yaml``: the resolved run config (the method config completed with its defaults) and its hash;
 - ``checkpoints/last.ckpt`` (every ``checkpoint_every_n_steps`` and at the end) and ``checkpoints/best.ckpt``
   (best ``val/novel_psnr``): Lightning checkpoints with the optimiser state, without the generator;
-- ``logs/metrics.csv`` (losses, learning rate, validation PSNRs), ``images/step<N>.png`` (validation grids),
-  ``curve.png``;
+- ``logs/attempt<k>/metrics.csv`` (losses, validation PSNRs; one folder per start or resume),
+  ``images/step<N>.png`` (validation grids);
 - ``<name>.safetensors``: the trained weights as the method loads them (``checkpoint:`` in a method config), with
   the method config in its header, plus ``<name>.json`` (provenance) and ``<name>_curve.png`` beside it (and
   beside ``export`` when set).
@@ -22,6 +22,7 @@ import logging
 import platform
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,8 @@ def run_training(path: str | Path, overrides: list[str] | None = None, *, resume
         dm = ProxyDataModule(cfg.proxy, G, cfg.trainer.batch_size, real_root=cfg.real.root,
                              real_batch_size=cfg.real.batch_size, generator_fingerprint=state_dict_sha256(G))
         logger.info("[train] %s: %s on %s; %s", cfg.name, cfg.method, G.source, dm.describe())
+        # the frozen generator is in eval mode on purpose
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
         trainer = pl.Trainer(**trainer_arguments(cfg, out, devices, progress))
         start = time.perf_counter()
         trainer.fit(method, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
@@ -164,7 +167,8 @@ def trainer_arguments(cfg: TrainConfig, out: Path, devices: int | None, progress
 
     t = cfg.trainer
     accelerator, processes = _accelerator(cfg, devices)
-    loggers: list[Any] = [CSVLogger(str(out), name="logs", version="")]
+    attempt = len(list((out / "logs").glob("attempt*")))  # a resumed run logs beside the earlier attempts
+    loggers: list[Any] = [CSVLogger(str(out), name="logs", version=f"attempt{attempt}")]
     wandb_logger = _wandb_logger(cfg, out)
     if wandb_logger is not None:
         loggers.append(wandb_logger)
@@ -210,18 +214,20 @@ def _wandb_logger(cfg: TrainConfig, out: Path) -> Any:
         return None
 
 
+def _attempt_number(path: Path) -> int:
+    return int(path.parent.name.removeprefix("attempt") or 0)
+
+
 def export_run(method: Any, cfg: TrainConfig, run: dict[str, Any], out: Path, weights: Path, steps: int,
                seconds: float, metrics: dict[str, float]) -> None:
     """Write the trained weights, the provenance JSON and the curve image (and copies at ``export``)."""
-    from warpinv.training.curve import draw_curves, read_series
+    from warpinv.training.curve import draw_curves, read_attempts
 
     method.save_checkpoint(weights)
-    csv = out / "logs" / "metrics.csv"
     curve = out / f"{cfg.name}_curve.png"
-    if csv.exists():
-        series = read_series(csv)
-        if series:
-            draw_curves(series, curve)
+    series = read_attempts(sorted((out / "logs").glob("attempt*/metrics.csv"), key=_attempt_number))
+    if series:
+        draw_curves(series, curve)
     provenance = {
         "name": cfg.name, "method": cfg.method, "run_hash": run["run_hash"], "steps": steps,
         "seconds": round(seconds, 1), "final_validation": metrics, "generator": cfg.generator,

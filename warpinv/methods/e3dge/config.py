@@ -108,6 +108,9 @@ class E3DGEConfig(MethodConfig):
     """The global branch."""
     local: LocalConfig = field(default_factory=LocalConfig)
     """The local branch."""
+    allow_untrained: bool = False
+    """Let a benchmark run this encoder without trained weights (``checkpoint`` empty; tests only: an untrained
+    encoder predicts ``w_avg`` and zero local features)."""
     use_global: bool = True
     """Inversion: use the global branch; ``False`` inverts to ``w_avg`` (the baseline row)."""
     use_local: bool = True

@@ -15,6 +15,7 @@ with :class:`E3DGERenderer`.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 #: Channels of the local branch's input: the residual (3) and the depth (1).
 LOCAL_INPUT_CHANNELS = 4
+#: File name of the shipped encoder of the tiny generator (``make train-tiny``).
+TINY_CHECKPOINT = "e3dge_tiny.safetensors"
 #: Stage names (logged as ``train/stage``: 0 global, 1 local).
 STAGES = ("global", "local")
 
@@ -111,9 +114,14 @@ class E3DGE(InversionMethod):
             names.append("arcface-ir-se50")
         return names
 
-    @property
-    def trainer_arguments(self) -> dict[str, Any]:
-        return {"inference_mode": False}
+    @classmethod
+    def checkpoint_howto(cls, config: E3DGEConfig) -> str:
+        if config.checkpoint is None or Path(config.checkpoint).name == TINY_CHECKPOINT:
+            return (f"`make train-tiny` trains the encoder of the tiny generator and writes "
+                    f"checkpoints/{TINY_CHECKPOINT} (experiments/train/e3dge_tiny.yaml, about 15 min on 2 CPU cores); "
+                    "for other generators, "
+                    "`warpinv train experiments/train/<name>.yaml` and set `checkpoint:` to its export")
+        return "train it with `warpinv train experiments/train/<name>.yaml` and set `checkpoint:` to its export"
 
     # -- encoding -------------------------------------------------------------------------------------
 
@@ -213,11 +221,23 @@ class E3DGE(InversionMethod):
         self.log("train/stage", float(STAGES.index(stage)), on_step=True)
         return total
 
+    def stage_latent(self, images: Tensor, stage: str) -> Tensor:
+        """The global latent during training: trained in stage 1; frozen in stage 2 (no gradient, and BatchNorm
+        in eval mode so that its running statistics stay those of stage 1)."""
+        if stage == "global":
+            return self.global_latent(images)
+        was_training = self.encoder.training
+        self.encoder.eval()
+        try:
+            with torch.no_grad():
+                return self.global_latent(images)
+        finally:
+            self.encoder.train(was_training)
+
     def stage_losses(self, proxy: dict[str, Tensor], stage: str, weights: LossConfig) -> dict[str, Tensor]:
         """The weighted losses of one proxy batch (only the terms with a positive weight)."""
         images, cameras = proxy["images"], proxy["cameras"]
-        with torch.set_grad_enabled(stage == "global"):
-            ws = self.global_latent(images)
+        ws = self.stage_latent(images, stage)
         losses: dict[str, Tensor] = {}
         if weights.latent > 0 and stage == "global":
             losses["latent"] = weights.latent * F.mse_loss(ws, proxy["ws"])
@@ -262,8 +282,7 @@ class E3DGE(InversionMethod):
     def view_losses(self, images: Tensor, cameras: Tensor, weights: LossConfig, stage: str,
                     masks: Tensor | None = None) -> dict[str, Tensor]:
         """Reconstruction losses of real images at their own cameras (the optional real-image branch)."""
-        with torch.set_grad_enabled(stage == "global"):
-            ws = self.global_latent(images)
+        ws = self.stage_latent(images, stage)
         planes = self.G.planes(ws, noise_mode="const")
         local = self.local_features(images, cameras, ws.detach(), planes.detach()) if stage == "local" else None
         hook = None if local is None else feature_hook(local)
