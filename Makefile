@@ -8,16 +8,19 @@ STAMP  := $(VENV)/.stamp-install
 SUITE  ?= default default_ood
 ARGS   ?=
 
-.PHONY: test test-fast lint bench bench-results perf perf-hfgi3d perf-in-n-out quirks-in-n-out clean-venv help
+.PHONY: test test-fast lint bench bench-results train-tiny perf perf-hfgi3d perf-in-n-out perf-e3dge quirks-in-n-out \
+	clean-venv help
 
 help:
 	@echo "make test            run the test suite and the doctests of warpinv/ (creates .venv on first use)"
 	@echo "make lint            ruff check of warpinv, tests and benchmarks (rules in pyproject.toml)"
 	@echo "make bench           run the default benchmark (suites default and default_ood) on the embedded tiny generator (SUITE=celebahq for the real one)"
 	@echo "make bench-results   copy runs/bench/<suite>'s tables and grids into benchmarks/results/<suite> for each suite of SUITE"
+	@echo "make train-tiny      retrain the E3DGE encoder of the tiny generator -> checkpoints/e3dge_tiny.safetensors (~15 min, CPU)"
 	@echo "make perf            backbone performance benchmark -> benchmarks/results/perf_backbone.json"
 	@echo "make perf-hfgi3d     HFGI3D per-image cost -> benchmarks/results/perf_hfgi3d.json (ARGS='--views 2' on a CPU)"
 	@echo "make perf-in-n-out   In-N-Out per-step and per-image cost -> benchmarks/results/perf_in_n_out.json"
+	@echo "make perf-e3dge      encoder images/second vs the optimisation methods -> benchmarks/results/perf_e3dge.json"
 	@echo "make quirks-in-n-out In-N-Out's released quirks vs their corrections -> benchmarks/results/in_n_out_quirks.json"
 
 $(PY):
@@ -48,6 +51,12 @@ bench: $(STAMP)
 bench-results: $(STAMP)
 	@for suite in $(SUITE); do $(PY) benchmarks/publish.py runs/bench/$$suite benchmarks/results/$$suite || exit 1; done
 
+# The E3DGE-style encoder of the tiny generator, trained on 2 CPU cores and exported to checkpoints/ (what `make bench`
+# loads). Same command, same machine class: the same weights bit for bit. A previous run folder is replaced.
+train-tiny: $(STAMP)
+	rm -rf runs/train/e3dge_tiny
+	$(PY) -m warpinv train experiments/train/e3dge_tiny.yaml $(ARGS)
+
 perf: $(STAMP)
 	$(PY) benchmarks/perf/backbone.py $(ARGS)
 
@@ -58,6 +67,10 @@ perf-hfgi3d: $(STAMP)
 # In-N-Out's per-step costs (measured) and seconds per image (extrapolated), tiny and ffhq512-128.
 perf-in-n-out: $(STAMP)
 	$(PY) benchmarks/perf/in_n_out.py $(ARGS)
+
+# Encoder throughput (images per second, one forward pass) beside the optimisation methods' seconds per image.
+perf-e3dge: $(STAMP)
+	$(PY) benchmarks/perf/e3dge.py $(ARGS)
 
 # What each of In-N-Out's released quirks changes in its renders (fixture inputs and a tiny-generator fit).
 quirks-in-n-out: $(STAMP)

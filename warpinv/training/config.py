@@ -71,8 +71,12 @@ class TrainConfig:
     """Run name (the output folder's and the wandb run's)."""
     method: str = ""
     """A registered trainable method (``warpinv methods``)."""
+    preset: str | None = None
+    """A method preset (``experiments/methods/<preset>.yaml`` or a path) that ``config`` is merged onto, so that the
+    run and the benchmark entry that loads its weights share one architecture; the preset's ``checkpoint`` (the
+    weights it would load) is dropped: training starts from initialised weights."""
     config: dict[str, Any] = field(default_factory=dict)
-    """The method's config (validated by the method's schema)."""
+    """The method's config (merged onto ``preset``; validated by the method's schema)."""
     generator: str = "tiny"
     """The generator the method is trained for (a preset, a weight file or ``tiny``)."""
     proxy: ProxyConfig = field(default_factory=ProxyConfig)

@@ -29,7 +29,16 @@ from typing import Any
 
 import torch
 
-from warpinv.config import ConfigError, apply_overrides, config_hash, from_dict, load_yaml, save_yaml, to_dict
+from warpinv.config import (
+    ConfigError,
+    apply_overrides,
+    config_hash,
+    deep_merge,
+    from_dict,
+    load_yaml,
+    save_yaml,
+    to_dict,
+)
 from warpinv.training.config import TrainConfig
 
 logger = logging.getLogger("warpinv.train")
@@ -63,6 +72,12 @@ def load_train_config(path: str | Path, overrides: list[str] | None = None) -> T
         trainable = sorted(n for n, c in METHODS.items() if c.trainable)
         raise ConfigError(f"{path}: method {cfg.method!r} does not train (it optimises per image); trainable methods: "
                           f"{', '.join(trainable) or 'none'}")
+    if cfg.preset:
+        from warpinv.bench.suite import MethodEntry, SuiteConfig, find_preset, load_preset
+
+        preset = load_preset(find_preset(SuiteConfig(), MethodEntry(cfg.method, cfg.preset)), cfg.method)
+        preset.pop("checkpoint", None)
+        cfg.config = deep_merge(preset, cfg.config)
     from_dict(cls.Config, cfg.config, path="config")
     return cfg
 
