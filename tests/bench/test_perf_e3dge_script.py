@@ -66,7 +66,8 @@ def test_smoke_times_the_encoders_beside_the_optimisers(tmp_path: Path) -> None:
     assert result["process_warmup"]["seconds"] > 0 and "not a result" in result["process_warmup"]["formula"]
     for s in result["speedups"]:
         assert set(s["vs"]) == {"wplus_opt", "pti"} and all(math.isfinite(f) and f > 0 for f in s["vs"].values())
-    assert result["weights"].startswith("untrained (") and "missing" in result["weights"]
+    assert result["weights"].startswith("untrained (") and "missing" in result["weights"]  # the e3dge entry's
+    assert encoders["e3dge"]["weights"] == result["weights"] and encoders["e3dge_global"]["weights"]
     assert result["inputs"].startswith("1 proxy sample(s)")  # smoke: batch 1 only
     env = result["environment"]
     assert env["threads"] == 1 and env["torch"] and env["platform"] and "load_average_after" in env

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,29 @@ def test_the_cli_trains_and_reports_errors(tmp_path: Path, capsys) -> None:
     assert (tmp_path / "cli" / "cli.safetensors").is_file()
     assert main(["train", str(path), "trainer.max_steps=2", "--no-progress"]) == 2  # exists without --resume
     assert main(["train", str(path), "trainer.maxsteps=2"]) == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_renders_proxy_samples_on_the_gpu(tmp_path: Path) -> None:
+    """On a GPU the samples are rendered on the fly on the device (no cache)."""
+    path = write_run(tmp_path, "gpu", proxy={"cache": None}, trainer={"accelerator": "gpu", "devices": 1,
+                                                                      "max_steps": 4})
+    result = run_training(path, progress=False)
+    assert result.steps == 4 and all(math.isfinite(v) for v in result.metrics.values())
+
+
+def test_real_images_add_reconstruction_losses(tmp_path: Path) -> None:
+    """With ``real.root`` every step also fits real images at their own cameras (logged as ``train/real_*``)."""
+    import csv
+
+    from warpinv.data import make_synthetic_multiview
+
+    real = make_synthetic_multiview(tmp_path / "real", n=2, seed=5, views=[[0.3, 0.0]])
+    path = write_run(tmp_path, "real", real={"root": str(real), "batch_size": 1},
+                     trainer={"max_steps": 2, "log_every_n_steps": 1, "val_every_n_steps": 2})
+    result = run_training(path, progress=False)
+    assert result.steps == 2
+    with open(tmp_path / "real" / "logs" / "attempt0" / "metrics.csv") as fh:
+        logged = {k for row in csv.DictReader(fh) for k, v in row.items() if v}
+    assert {"train/real_mse", "train/latent"} <= logged

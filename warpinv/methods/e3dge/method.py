@@ -118,7 +118,7 @@ class E3DGE(InversionMethod):
     def checkpoint_howto(cls, config: E3DGEConfig) -> str:
         if config.checkpoint is None or Path(config.checkpoint).name == TINY_CHECKPOINT:
             return (f"`make train-tiny` trains the encoder of the tiny generator and writes "
-                    f"checkpoints/{TINY_CHECKPOINT} (experiments/train/e3dge_tiny.yaml, about 15 min on 2 CPU cores); "
+                    f"checkpoints/{TINY_CHECKPOINT} (experiments/train/e3dge_tiny.yaml, about 12 min on 2 CPU cores); "
                     "for other generators, "
                     "`warpinv train experiments/train/<name>.yaml` and set `checkpoint:` to its export")
         return "train it with `warpinv train experiments/train/<name>.yaml` and set `checkpoint:` to its export"
