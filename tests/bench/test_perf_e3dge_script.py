@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,11 @@ def _positive(fig: dict[str, Any]) -> bool:
 def test_smoke_times_the_encoders_beside_the_optimisers(tmp_path: Path) -> None:
     out = tmp_path / "perf_e3dge.json"
     argv = ["--smoke", "--threads", "1", "--suite", str(_suite(tmp_path)), "--out", str(out)]
-    assert _script().main(argv) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert _script().main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)  # the script sets the process's threads; later tests pin float sums
     result = json.loads(out.read_text())
     encoders = {e["label"]: e for e in result["encoders"]}
     assert set(encoders) == {"e3dge", "e3dge_global"} and all(e["batch"] == 1 for e in encoders.values())

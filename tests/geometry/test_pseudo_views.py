@@ -31,12 +31,12 @@ WALL_Z = -0.3
 SHARPNESS = 5000.0
 
 
-def sphere_field(planes: Tensor, decoder: torch.nn.Module, options: dict):
+def sphere_field(planes: Tensor, decoder: torch.nn.Module, options: dict, feature_hook=None):
     """The generator's features, with the density of an opaque sphere at the origin and of an opaque
     wall behind it (``z < WALL_Z``, nearer than the rays' end, 3.3, from every orbit camera)."""
 
     def field(coordinates: Tensor, directions: Tensor) -> dict[str, Tensor]:
-        out = run_model(planes, decoder, coordinates, directions, options)
+        out = run_model(planes, decoder, coordinates, directions, options, feature_hook=feature_hook)
         sphere = SPHERE_RADIUS - coordinates.norm(dim=-1, keepdim=True)
         out["sigma"] = SHARPNESS * torch.maximum(sphere, WALL_Z - coordinates[..., 2:])
         return out

@@ -19,6 +19,8 @@ def test_two_cpu_processes_train_and_export(tmp_path: Path) -> None:
     assert result.steps == 4 and all(math.isfinite(v) for v in result.metrics.values())
     state = load_file(result.weights)
     assert state and not any(k.startswith("G.") for k in state)
+    # the exported weights are the trained ones (the heads' last layers start at zero)
+    assert any(v.abs().sum() > 0 for k, v in state.items() if k.startswith("encoder.styles") and "linear" in k)
     # one export and one log folder (rank 0), checkpoints at steps 2 and 4
     assert sorted(p.name for p in (tmp_path / "ddp").glob("*.safetensors")) == ["ddp.safetensors"]
     assert (tmp_path / "ddp" / "checkpoints" / "last.ckpt").is_file()

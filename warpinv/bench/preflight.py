@@ -208,13 +208,13 @@ def check_methods(methods: list[ResolvedMethod], report: PreflightReport) -> Non
 
 
 def check_checkpoint(m: ResolvedMethod, cls: Any, report: PreflightReport) -> None:
-    """The trained weights a method config names exist; an encoder (``trainable``) without any is refused
-    unless its config says ``allow_untrained``."""
+    """The trained weights a method config names exist; a method that ``requires_trained_weights`` is refused
+    without any unless its config says ``allow_untrained``."""
     checkpoint = getattr(m.config, "checkpoint", None)
     if checkpoint is not None and not Path(checkpoint).is_file():
         report.missing.append(MissingItem("checkpoint", f"trained checkpoint {checkpoint} (does not exist)",
                                           [f"method {m.label}"], cls.checkpoint_howto(m.config)))
-    elif checkpoint is None and cls.trainable and not getattr(m.config, "allow_untrained", False):
+    elif checkpoint is None and cls.requires_trained_weights and not getattr(m.config, "allow_untrained", False):
         report.missing.append(MissingItem("checkpoint", "trained weights (the config's `checkpoint` is empty: an "
                                           "untrained encoder inverts nothing)", [f"method {m.label}"],
                                           cls.checkpoint_howto(m.config)))

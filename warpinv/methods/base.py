@@ -354,6 +354,9 @@ class InversionMethod(pl.LightningModule):
     #: Encoder methods train through ``fit`` and invert by a forward pass, run without autograd;
     #: per-image optimisation methods (``False``) do not train and invert with gradients enabled.
     trainable: ClassVar[bool] = False
+    #: An encoder whose untrained weights invert nothing useful: the benchmark refuses it without a
+    #: ``checkpoint`` unless its config says ``allow_untrained``.
+    requires_trained_weights: ClassVar[bool] = False
     #: Config fields (dotted paths for nested configs) that set the compute budget: tables list
     #: their reductions first.
     budget_fields: ClassVar[tuple[str, ...]] = ()

@@ -1,4 +1,5 @@
-"""Lightning callbacks of ``warpinv train``: a step progress bar with an ETA and validation image grids."""
+"""Lightning callbacks of ``warpinv train``: a step progress bar with an ETA, validation image grids and the final
+checkpoint."""
 from __future__ import annotations
 
 import logging
@@ -69,3 +70,15 @@ def validation_grid(method: Any, batch: dict[str, Tensor], max_samples: int = 4)
             tiles += [batch["novel_images"][i, k], renders[k + 1]]
         rows.append(torch.cat([t.float().cpu() for t in tiles], dim=-1))
     return torch.cat(rows, dim=-2)
+
+
+class FinalCheckpoint(Callback):
+    """Writes ``last.ckpt`` after the last step too (the periodic checkpoints need not fall on it), on every rank
+    as Lightning's ``save_checkpoint`` requires, so that the launching process can read the final weights back
+    after a multi-process run and ``--resume`` of a finished run starts where it ended."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.save_checkpoint(self.path)

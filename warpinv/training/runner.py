@@ -17,12 +17,14 @@ uninterrupted run has (on the same machine).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
 import shutil
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,11 +151,9 @@ def run_training(path: str | Path, overrides: list[str] | None = None, *, resume
     if resume and not last.exists():
         logger.warning("[train] --resume: no %s yet, starting from step 0", last)
     out.mkdir(parents=True, exist_ok=True)
-    with output_lock(out):
+    with output_lock(out), process_settings(cfg.trainer.cpu_threads):
         run = resolved(cfg)
         save_yaml(run, out / "config.yaml")
-        if cfg.trainer.cpu_threads:
-            torch.set_num_threads(cfg.trainer.cpu_threads)
         G = load_generator(cfg.generator)
         pl.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
         method = build_method(cfg.method, method_config(cfg), G)
@@ -165,12 +165,37 @@ def run_training(path: str | Path, overrides: list[str] | None = None, *, resume
         trainer = pl.Trainer(**trainer_arguments(cfg, out, devices, progress))
         start = time.perf_counter()
         trainer.fit(method, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)
+        steps = load_final_weights(method, last)
         metrics = {k: float(v) for k, v in trainer.validate(method, datamodule=dm, verbose=False)[0].items()}
         seconds = time.perf_counter() - start
         weights = out / f"{cfg.name}.safetensors"
         if trainer.is_global_zero:
-            export_run(method, cfg, run, out, weights, trainer.global_step, seconds, metrics)
-        return TrainResult(out, weights, trainer.global_step, seconds, metrics)
+            export_run(method, cfg, run, out, weights, steps, seconds, metrics)
+        return TrainResult(out, weights, steps, seconds, metrics)
+
+
+def load_final_weights(method: Any, last: Path) -> int:
+    """Load the final ``last.ckpt`` into ``method`` (after a multi-process run the launching process's copy was
+    never trained) and return its step."""
+    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+    method.on_load_checkpoint(checkpoint)
+    method.load_state_dict(checkpoint["state_dict"])
+    return int(checkpoint["global_step"])
+
+
+@contextlib.contextmanager
+def process_settings(threads: int | None) -> Iterator[None]:
+    """Set the run's torch thread count; restore it and torch's deterministic-algorithms mode (which the
+    trainer's ``deterministic`` sets) afterwards, so a run leaves the calling process as it found it."""
+    saved_threads = torch.get_num_threads()
+    saved_mode = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved_threads)
+        torch.use_deterministic_algorithms(saved_mode[0], warn_only=saved_mode[1])
 
 
 def trainer_arguments(cfg: TrainConfig, out: Path, devices: int | None, progress: bool) -> dict[str, Any]:
@@ -178,7 +203,7 @@ def trainer_arguments(cfg: TrainConfig, out: Path, devices: int | None, progress
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
 
-    from warpinv.training.callbacks import StepProgressBar, ValidationGrid
+    from warpinv.training.callbacks import FinalCheckpoint, StepProgressBar, ValidationGrid
 
     t = cfg.trainer
     accelerator, processes = _accelerator(cfg, devices)
@@ -193,6 +218,7 @@ def trainer_arguments(cfg: TrainConfig, out: Path, devices: int | None, progress
         ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor="val/novel_psnr", mode="max",
                         save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False),
         ValidationGrid(out / "images", t.image_every_n_steps),
+        FinalCheckpoint(out / "checkpoints" / "last.ckpt"),
     ]
     if progress:
         callbacks.append(StepProgressBar())
@@ -207,8 +233,10 @@ def trainer_arguments(cfg: TrainConfig, out: Path, devices: int | None, progress
     if processes > 1:
         from pytorch_lightning.strategies import DDPStrategy
 
+        # a two-stage method leaves one branch without gradients in each stage
         kwargs["strategy"] = DDPStrategy(start_method="spawn" if accelerator == "gpu" else "fork",
-                                         process_group_backend="nccl" if accelerator == "gpu" else "gloo")
+                                         process_group_backend="nccl" if accelerator == "gpu" else "gloo",
+                                         find_unused_parameters=True)
     return kwargs
 
 

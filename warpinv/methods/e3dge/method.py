@@ -86,6 +86,7 @@ class E3DGE(InversionMethod):
     name = "e3dge"
     Config = E3DGEConfig
     trainable = True
+    requires_trained_weights = True
 
     def __init__(self, config: E3DGEConfig, generator: EG3DGenerator) -> None:
         super().__init__(config, generator)
