@@ -75,7 +75,7 @@ def test_a_run_writes_its_weights_provenance_curve_and_checkpoints(uninterrupted
     assert prov["steps"] == 6 and prov["method"] == "e3dge" and "val/novel_psnr" in prov["final_validation"]
     resolved = yaml.safe_load((out / "config.yaml").read_text())
     assert resolved["config"]["local"]["visibility"] == "depth" and resolved["run_hash"] == prov["run_hash"]
-    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=False)
+    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
     assert not any(k.startswith("G.") for k in ckpt["state_dict"]) and ckpt["global_step"] == 6
 
 
@@ -93,7 +93,7 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(uninterrupt
     with pytest.raises(Killed):
         run_training(path, progress=False)
     monkeypatch.setattr(runner, "trainer_arguments", arguments)
-    assert torch.load(tmp / "killed" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 4
+    assert torch.load(tmp / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
     with pytest.raises(FileExistsError, match="--resume"):
         run_training(path, progress=False)
     result = run_training(path, resume=True, progress=False)

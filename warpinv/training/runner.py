@@ -177,7 +177,7 @@ def run_training(path: str | Path, overrides: list[str] | None = None, *, resume
 def load_final_weights(method: Any, last: Path) -> int:
     """Load the final ``last.ckpt`` into ``method`` (after a multi-process run the launching process's copy was
     never trained) and return its step."""
-    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
     method.on_load_checkpoint(checkpoint)
     method.load_state_dict(checkpoint["state_dict"])
     return int(checkpoint["global_step"])
