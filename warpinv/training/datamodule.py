@@ -147,10 +147,6 @@ class ProxyDataModule(pl.LightningDataModule):
             return self._val[key]
         return batch
 
-    def state_dict(self) -> dict[str, Any]:
-        """Nothing to save: the stream position is the trainer's ``global_step``."""
-        return {}
-
     def describe(self) -> str:
         """One line for logs."""
         source = (f"cache {os.fspath(self.config.cache)} ({self.config.cache_size} samples)" if self.cache
