@@ -153,3 +153,47 @@ def test_noup_sr_writes_its_skip_into_image_raw_as_official() -> None:
                 torch.testing.assert_close(full["feature_image"][:, :3], skip)
             else:
                 torch.testing.assert_close(full["image_raw"], plain["image_raw"])
+
+
+# The official plane axes (rows: the plane's u, v and normal vectors) of WarpGAN's renderer
+# ``generate_planes(fixed_planes)``; projection = coordinates @ inverse(axes), first two components.
+_OFFICIAL_AXES = {
+    False: [[[1, 0, 0], [0, 1, 0], [0, 0, 1]], [[1, 0, 0], [0, 0, 1], [0, 1, 0]], [[0, 0, 1], [1, 0, 0], [0, 1, 0]]],
+    True: [[[1, 0, 0], [0, 1, 0], [0, 0, 1]], [[1, 0, 0], [0, 0, 1], [0, 1, 0]], [[0, 0, 1], [0, 1, 0], [1, 0, 0]]],
+}
+
+
+@pytest.mark.parametrize("fixed", [False, True])
+def test_plane_projection_equals_the_official_matrix_form(fixed: bool) -> None:
+    from warpinv.backbone.renderer import FIXED_PLANE_AXES, PLANE_AXES, project_onto_planes
+
+    points = torch.randn(2, 7, 3, generator=torch.Generator().manual_seed(0))
+    inverse = torch.linalg.inv(torch.tensor(_OFFICIAL_AXES[fixed], dtype=torch.float32))
+    official = torch.stack([(points @ inverse[i])[..., :2] for i in range(3)], dim=1)
+    ours = project_onto_planes(points, FIXED_PLANE_AXES if fixed else PLANE_AXES)
+    torch.testing.assert_close(ours, official, atol=0, rtol=0)
+
+
+def test_fixed_planes_changes_only_the_third_plane_and_is_recorded() -> None:
+    kwargs = get_preset("tiny").kwargs()
+    plain = EG3DGenerator(**kwargs).eval()
+    fixed = EG3DGenerator(**kwargs, fixed_planes=True).eval()
+    assert "fixed_planes" not in plain.init_kwargs  # off: the kwargs (and every hash of them) are unchanged
+    assert fixed.init_kwargs["fixed_planes"] is True
+    rebuilt = EG3DGenerator(**fixed.init_kwargs)
+    assert rebuilt.renderer.plane_axes == fixed.renderer.plane_axes
+    state = build_tiny().state_dict()
+    plain.load_state_dict(state)
+    fixed.load_state_dict(state)
+    ws = plain.mapping(torch.randn(1, 512, generator=torch.Generator().manual_seed(1)), frontal_label())
+    planes = plain.planes(ws, noise_mode="const").view(1, 3, 32, 256, 256)
+
+    def render(G: EG3DGenerator, p: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return G.render_planes(p, ws, frontal_label(), neural_rendering_resolution=16,
+                                   deterministic=True, superresolve=False)["image_raw"]
+
+    assert not torch.allclose(render(plain, planes), render(fixed, planes), atol=1e-4)
+    constant_third = planes.clone()
+    constant_third[:, 2] = planes[:, 2].mean(dim=(-1, -2), keepdim=True)
+    torch.testing.assert_close(render(plain, constant_third), render(fixed, constant_third), atol=1e-5, rtol=0)

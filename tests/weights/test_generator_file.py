@@ -168,3 +168,14 @@ def test_convert_refuses_a_network_without_tensors(tmp_path: Path, monkeypatch: 
     with pytest.raises(ValueError, match="holds no tensors"):
         convert_network_pickle(src, tmp_path / "out.safetensors")
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_convert_records_fixed_planes_for_warpgans_lpff_generator(tmp_path: Path) -> None:
+    src = require_fixture("eg3d", "official_format_small.pkl")
+    kwargs = json.loads(require_fixture("eg3d", "official_format_small_init_kwargs.json").read_text())
+    written = convert_network_pickle(src, tmp_path / "G.safetensors", fixed_planes=True)
+    assert written.init_kwargs == {**kwargs, "fixed_planes": True}
+    from warpinv.backbone import load_generator
+    from warpinv.backbone.renderer import FIXED_PLANE_AXES
+
+    assert load_generator(tmp_path / "G.safetensors").renderer.plane_axes == FIXED_PLANE_AXES

@@ -45,6 +45,9 @@ class EG3DGenerator(nn.Module):
         z_dim, c_dim, w_dim, img_resolution, img_channels, sr_num_fp16_res, mapping_kwargs,
         rendering_kwargs, sr_kwargs, **synthesis_kwargs: exactly the official ``TriPlaneGenerator``
         constructor arguments (see ``warpinv.backbone.presets`` for the released configurations).
+        fixed_planes: the keyword WarpGAN's ``TriPlaneGenerator`` adds (its LPFF EG3D is built with it on):
+            the third tri-plane is read as (z, y) instead of EG3D's (z, x). Off by default; recorded in
+            ``init_kwargs`` (hence in converted files) only when on.
 
     Attributes:
         neural_rendering_resolution: side of the raw render. The constructor sets 64 (as the
@@ -63,6 +66,7 @@ class EG3DGenerator(nn.Module):
         mapping_kwargs: dict[str, Any] | None = None,
         rendering_kwargs: dict[str, Any] | None = None,
         sr_kwargs: dict[str, Any] | None = None,
+        fixed_planes: bool = False,
         **synthesis_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -73,7 +77,10 @@ class EG3DGenerator(nn.Module):
             z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution, img_channels=img_channels,
             sr_num_fp16_res=sr_num_fp16_res, mapping_kwargs=dict(mapping_kwargs or {}),
             rendering_kwargs=rendering_kwargs, sr_kwargs=dict(sr_kwargs or {}), **synthesis_kwargs)
-        self.renderer = ImportanceRenderer()
+        if fixed_planes:
+            # Recorded only when on, so the kwargs (and hashes) of every EG3D generator stay as before.
+            self.init_kwargs["fixed_planes"] = True
+        self.renderer = ImportanceRenderer(fixed_planes=fixed_planes)
         self.ray_sampler = RaySampler()
         self.backbone = StyleGAN2Backbone(z_dim, c_dim, w_dim, img_resolution=PLANE_RESOLUTION,
                                           img_channels=PLANE_CHANNELS * 3, mapping_kwargs=mapping_kwargs,
@@ -227,7 +234,8 @@ class EG3DGenerator(nn.Module):
         """Raw ``sigma`` and ``rgb`` at points for given ``ws`` (truncation args ignored, as official)."""
         del truncation_psi, truncation_cutoff, update_emas
         planes = self.planes(ws, **synthesis_kwargs)
-        return run_model(planes, self.decoder, coordinates, directions, self.rendering_kwargs)
+        return run_model(planes, self.decoder, coordinates, directions, self.rendering_kwargs,
+                         plane_axes=self.renderer.plane_axes)
 
     def forward(self, z: Tensor, c: Tensor, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
                 neural_rendering_resolution: int | None = None, update_emas: bool = False,

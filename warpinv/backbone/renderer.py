@@ -27,6 +27,10 @@ from warpinv.backbone.stylegan2 import FullyConnectedLayer
 #: For each plane, which point coordinates become the grid's (u, v) = (width, height) axes.
 #: Plane 2 reads (z, x): the official projection's quirk.
 PLANE_AXES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (2, 0))
+#: The axes with the third plane corrected to (z, y), as generators built with the official-kwarg-compatible
+#: ``fixed_planes=True`` read them (WarpGAN's LPFF EG3D, ``generate_planes(fixed_planes)`` of its renderer).
+FIXED_PLANE_AXES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (2, 1))
+PlaneAxes = tuple[tuple[int, int], ...]
 
 #: A radiance field evaluated at points: (coordinates (N,P,3), directions (N,P,3)) -> dict with
 #: ``rgb`` (N,P,C) and ``sigma`` (N,P,1) (raw, before the marcher's softplus), optionally ``blend``.
@@ -37,20 +41,21 @@ RadianceField = Callable[[Tensor, Tensor], dict[str, Tensor]]
 FeatureHook = Callable[[Tensor, Tensor], Tensor]
 
 
-def project_onto_planes(coordinates: Tensor) -> Tensor:
+def project_onto_planes(coordinates: Tensor, plane_axes: PlaneAxes = PLANE_AXES) -> Tensor:
     """Grid coordinates of points on the three planes.
 
     Args:
         coordinates: ``(N, M, 3)`` points, already scaled to the ``[-1, 1]`` box.
+        plane_axes: :data:`PLANE_AXES` (EG3D) or :data:`FIXED_PLANE_AXES`.
 
     Returns:
         ``(N, 3, M, 2)`` ``(u, v)`` per plane.
     """
-    return torch.stack([coordinates[..., list(axes)] for axes in PLANE_AXES], dim=1)
+    return torch.stack([coordinates[..., list(axes)] for axes in plane_axes], dim=1)
 
 
 def sample_from_planes(planes: Tensor, coordinates: Tensor, box_warp: float,
-                       texels: TexelTable | None = None) -> Tensor:
+                       texels: TexelTable | None = None, plane_axes: PlaneAxes = PLANE_AXES) -> Tensor:
     """Bilinear features of points from tri-planes; points outside the box read zeros.
 
     Args:
@@ -58,13 +63,14 @@ def sample_from_planes(planes: Tensor, coordinates: Tensor, box_warp: float,
         coordinates: ``(N, M, 3)`` world points; the box ``[-box_warp/2, box_warp/2]^3`` maps to
             ``[-1, 1]^3``.
         texels: ``TexelTable(planes)`` when several lookups share one conversion of the planes.
+        plane_axes: see :func:`project_onto_planes`.
 
     Returns:
         ``(N, 3, M, C)`` features per plane.
     """
     n, n_planes, c, h, w = planes.shape
     m = coordinates.shape[1]
-    grid = project_onto_planes((2.0 / box_warp) * coordinates).reshape(n * n_planes, 1, m, 2)
+    grid = project_onto_planes((2.0 / box_warp) * coordinates, plane_axes).reshape(n * n_planes, 1, m, 2)
     out = plane_grid_sample(texels or TexelTable(planes), grid.float())
     return out.reshape(n, n_planes, c, m).transpose(2, 3)
 
@@ -270,11 +276,16 @@ class ImportanceRenderer(nn.Module):
 
     ``forward`` returns the official triple through :class:`RenderOutput`; ``extra_field`` composites
     a second radiance field (evaluated at the same samples) with its blend, as In-N-Out does.
+
+    Args:
+        fixed_planes: read the third plane as (z, y) (:data:`FIXED_PLANE_AXES`), as the official
+            ``ImportanceRenderer(fixed_planes)`` of WarpGAN's EG3D does; EG3D's own (z, x) by default.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fixed_planes: bool = False) -> None:
         super().__init__()
         self.ray_marcher = MipRayMarcher()
+        self.plane_axes: PlaneAxes = FIXED_PLANE_AXES if fixed_planes else PLANE_AXES
 
     def forward(
         self,
@@ -333,8 +344,7 @@ class ImportanceRenderer(nn.Module):
         fine_depths = self.sample_importance(depths, weights, n_importance, deterministic, generator)
         return RaySamples(depths, samples, fine_depths, self.evaluate(field, ray_origins, ray_directions, fine_depths))
 
-    @staticmethod
-    def plane_field(planes: Tensor, decoder: nn.Module, options: Mapping[str, Any],
+    def plane_field(self, planes: Tensor, decoder: nn.Module, options: Mapping[str, Any],
                     feature_hook: FeatureHook | None = None) -> RadianceField:
         """The radiance field of tri-planes + decoder, with EG3D's optional ``density_noise`` and an optional
         :data:`FeatureHook` between the plane lookup and the decoder.
@@ -347,7 +357,7 @@ class ImportanceRenderer(nn.Module):
             if not shared:
                 shared.append(TexelTable(planes))
             return run_model(planes, decoder, coordinates, directions, options, texels=shared[0],
-                             feature_hook=feature_hook)
+                             feature_hook=feature_hook, plane_axes=self.plane_axes)
 
         return field
 
@@ -436,12 +446,13 @@ class RenderOutput:
 
 def run_model(planes: Tensor, decoder: nn.Module, coordinates: Tensor, directions: Tensor,
               options: Mapping[str, Any], texels: TexelTable | None = None,
-              feature_hook: FeatureHook | None = None) -> dict[str, Tensor]:
+              feature_hook: FeatureHook | None = None, plane_axes: PlaneAxes = PLANE_AXES) -> dict[str, Tensor]:
     """Decode tri-plane features at points: ``(N, P, 3)`` -> ``rgb (N, P, C)``, ``sigma (N, P, 1)``.
 
-    ``feature_hook`` (see :data:`FeatureHook`) edits the sampled features before the decoder.
+    ``feature_hook`` (see :data:`FeatureHook`) edits the sampled features before the decoder;
+    ``plane_axes`` as in :func:`project_onto_planes`.
     """
-    features = sample_from_planes(planes, coordinates, options["box_warp"], texels)
+    features = sample_from_planes(planes, coordinates, options["box_warp"], texels, plane_axes)
     if feature_hook is not None:
         features = feature_hook(coordinates, features)
     out = decoder(features, directions)

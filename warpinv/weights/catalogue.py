@@ -266,12 +266,13 @@ _GOAE_HOWTO = (
     "no direct URL is recorded in the references. Download {filename} from there and place it in "
     "$WARPINV_WEIGHTS, or pass its path explicitly."
 )
-_WARPGAN_DRIVE = "https://drive.google.com/drive/folders/1GDh0KtrcFQRCUxTiLSJ1X81VP2zqFgfp"
+_WARPGAN_DRIVE = "https://drive.google.com/drive/folders/1G9PeyrCS1gTyF3C957l6Key__t44aiIE"
 _WARPGAN_HOWTO = (
-    f"WarpGAN's README (github.com/Huang-KT/WarpGAN, 'Checkpoints') links one Google Drive folder, {_WARPGAN_DRIVE}, "
-    "holding every model it needs; download {filename} from it and place it in $WARPINV_WEIGHTS, "
-    "or pass its path explicitly."
+    f"WarpGAN's README (github.com/Huang-KT/WarpGAN @ 1bb86bf, 'Checkpoints') links one Google Drive folder, "
+    f"{_WARPGAN_DRIVE}, holding every model it needs; download {{filename}} from it (released path {{released}}) and "
+    "place it in $WARPINV_WEIGHTS, or pass its path explicitly."
 )
+_WARPGAN_LICENCE = "no LICENSE file in Huang-KT/WarpGAN at 1bb86bf (all rights reserved by default)"
 _TRIPLANENET_HOWTO = (
     "`gdown https://drive.google.com/uc?id={gdown_id} -O {filename}` (TriPlaneNet README and scripts/install_deps.sh; "
     "gdown is not a warpinv dependency), then place {filename} in $WARPINV_WEIGHTS, or pass its path explicitly."
@@ -282,7 +283,8 @@ _ENCODER_SPECS = [
         name="goae-encoder-ffhq",
         filename="encoder_FFHQ.pt",
         licence="no LICENSE file in jiangyzy/GOAE (all rights reserved by default)",
-        used_by=("methods: GOAE (Swin-V2 W+ encoder)",),
+        used_by=("methods: GOAE (Swin-V2 W+ encoder)",
+                 "methods: WarpGAN (its encoder architecture: loads with warpinv.methods.warpgan.goae.load_goae_state)"),
         manual_instructions=_GOAE_HOWTO.format(filename="encoder_FFHQ.pt"),
         description="GOAE Swin-Transformer-V2 encoder, FFHQ, on ffhqrebalanced512-128",
         provenance="methods.md §5 'Runtime and checkpoints' (Drive). No URL or checksum in the references.",
@@ -302,7 +304,8 @@ _ENCODER_SPECS = [
         urls=(_WARPGAN_DRIVE,),
         licence="no LICENSE file in Huang-KT/WarpGAN at 1bb86bf, nor in jiangyzy/GOAE (all rights reserved by default)",
         used_by=("methods: WarpGAN (initialisation of its GOAE-Swin encoder)",),
-        manual_instructions=_WARPGAN_HOWTO.format(filename="goae_FFHQ_ori.pt"),
+        manual_instructions=_WARPGAN_HOWTO.format(filename="goae_FFHQ_ori.pt",
+                                                  released="pretrained_models/inversion/goae_FFHQ_ori.pt"),
         description="GOAE FFHQ encoder weights as WarpGAN loads them to initialise its encoder",
         provenance="methods.md §4.1 names the file; Drive folder from the official WarpGAN README. No checksum.",
     ),
@@ -314,10 +317,47 @@ _ENCODER_SPECS = [
         used_by=("methods: WarpGAN (its backbone: EG3D trained on FFHQ+LPFF, rebalanced)",),
         manual_instructions=(
             "An EG3D pickle trained by the LPFF project (github.com/oneThousand1000/LPFF-dataset) on FFHQ+LPFF; "
-            + _WARPGAN_HOWTO.format(filename="var2-128.pkl")
-            + " It is a different backbone: numbers on it are not comparable with the stock FFHQ EG3D."),
+            + _WARPGAN_HOWTO.format(filename="var2-128.pkl", released="pretrained_models/eg3d/ffhq_lpff/var2-128.pkl")
+            + " It is a different backbone: numbers on it are not comparable with the stock FFHQ EG3D. WarpGAN builds "
+              "it with fixed_planes=True: convert it with `warpinv weights convert var2-128.pkl --fixed-planes`."),
         description="LPFF-trained EG3D ('plus_r', rebalanced), WarpGAN's generator",
         provenance="methods.md §0 and §4.1 name the file. No URL of its own or checksum in the references.",
+    ),
+    WeightSpec(
+        name="warpgan-latent-avg",
+        filename="latent_avg_plus_rebalanced.pt",
+        urls=(_WARPGAN_DRIVE,),
+        licence=_WARPGAN_LICENCE,
+        used_by=("methods: WarpGAN (w_avg added to the encoder's W+; warpinv can recompute it from the generator)",),
+        manual_instructions=_WARPGAN_HOWTO.format(
+            filename="latent_avg_plus_rebalanced.pt",
+            released="pretrained_models/eg3d/ffhq_lpff/latent_avg_plus_rebalanced.pt"),
+        description="mean w of var2-128.pkl over 10,000 z (RandomState(123), frontal camera), a [1, 512] torch tensor",
+        provenance="WarpGAN configs/paths_config.py and scripts/avg_latent.py. No checksum published.",
+    ),
+    WeightSpec(
+        name="warpgan-encoder",
+        filename="gan_encoder.pt",
+        urls=(_WARPGAN_DRIVE,),
+        licence=_WARPGAN_LICENCE,
+        used_by=("methods: WarpGAN (retrained GOAE Swin-V2 W+ encoder; checkpoint key psp_state_dict)",),
+        manual_instructions=_WARPGAN_HOWTO.format(filename="gan_encoder.pt",
+                                                  released="pretrained_models/inversion/gan_encoder.pt"),
+        description="WarpGAN's W+ encoder (GOAE Swin-V2, retrained on FFHQ+LPFF for var2-128.pkl)",
+        provenance="WarpGAN configs/infer.yaml (gan.checkpoint_path, state_dict_key); layout in "
+                   "../shared/fixtures/warpgan/goae_encoder_manifest.json. No checksum published.",
+    ),
+    WeightSpec(
+        name="warpgan-svinet",
+        filename="inpaintor.pt",
+        urls=(_WARPGAN_DRIVE,),
+        licence=_WARPGAN_LICENCE,
+        used_by=("methods: WarpGAN (SVINet inpainting network; checkpoint key inpaintor_state_dict)",),
+        manual_instructions=_WARPGAN_HOWTO.format(filename="inpaintor.pt",
+                                                  released="pretrained_models/inpaintor/inpaintor.pt"),
+        description="WarpGAN's SVINet (style-modulated LaMa FFC-ResNet inpainting generator)",
+        provenance="WarpGAN configs/infer.yaml (ckpt_inpaintor); layout in "
+                   "../shared/fixtures/warpgan/svinet_manifest.json. No checksum published.",
     ),
     WeightSpec(
         name="triplanenet-v1",

@@ -61,6 +61,9 @@ def add_weights_parser(subparsers: Any) -> None:
     p.add_argument("src", metavar="SRC.pkl")
     p.add_argument("dst", metavar="DST.safetensors")
     p.add_argument("--key", default="G_ema", help="network inside the pickle (default: G_ema)")
+    p.add_argument("--fixed-planes", action="store_true",
+                   help="record fixed_planes=True (the third tri-plane read as (z, y)), as WarpGAN builds its LPFF "
+                        "EG3D var2-128.pkl")
     p.set_defaults(func=_cmd_convert)
 
 
@@ -212,10 +215,11 @@ def _cmd_convert(ns: argparse.Namespace) -> int:
         print(f"error: {src} does not exist", file=sys.stderr)
         return 1
     try:
-        gf = convert_network_pickle(src, dst, key=ns.key)
+        gf = convert_network_pickle(src, dst, key=ns.key, fixed_planes=ns.fixed_planes)
     except Exception as err:  # the converter refuses unsafe or unexpected pickles in several ways
         print(f"error: could not convert {src}: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
+    planes = ", fixed_planes" if gf.init_kwargs.get("fixed_planes") else ""
     print(f"wrote {dst}: {len(gf.state_dict)} tensors from {ns.key!r}, "
-          f"neural_rendering_resolution {gf.neural_rendering_resolution}", file=out)
+          f"neural_rendering_resolution {gf.neural_rendering_resolution}{planes}", file=out)
     return 0

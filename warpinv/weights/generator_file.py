@@ -163,12 +163,16 @@ def _key_order(path: Path, metadata: dict[str, str], names: set[str]) -> list[st
     return order
 
 
-def convert_network_pickle(src: str | os.PathLike, dst: str | os.PathLike, key: str = "G_ema") -> GeneratorFile:
+def convert_network_pickle(src: str | os.PathLike, dst: str | os.PathLike, key: str = "G_ema",
+                           fixed_planes: bool = False) -> GeneratorFile:
     """Convert one network of an official EG3D pickle into a generator file, without executing the pickle.
 
     The metadata records ``source`` (file name), ``source_sha256``, ``source_key`` and ``class_name``.
     The stored kwargs carry the pickled ``rendering_kwargs`` attribute: unpickling restores the
     object's attributes, so that (not the constructor's copy) is what the official model renders with.
+    ``fixed_planes=True`` records the ``fixed_planes`` constructor kwarg, as WarpGAN rebuilds its LPFF
+    pickle (``TriPlaneGenerator(*G.init_args, **G.init_kwargs, fixed_planes=True)``): the pickle itself
+    does not carry it.
 
     Returns:
         What was written, read back from ``dst``.
@@ -188,7 +192,10 @@ def convert_network_pickle(src: str | os.PathLike, dst: str | os.PathLike, key: 
         "source_key": key,
         "class_name": net.class_name,
     }
-    save_generator_file(dst, net.state_dict, effective_init_kwargs(net), net.neural_rendering_resolution, extra)
+    kwargs = effective_init_kwargs(net)
+    if fixed_planes:
+        kwargs["fixed_planes"] = True
+    save_generator_file(dst, net.state_dict, kwargs, net.neural_rendering_resolution, extra)
     return read_generator_file(dst)
 
 
