@@ -64,11 +64,12 @@ def test_cli_fetch_prints_the_sha256_of_an_unverifiable_download(tmp_path: Path)
 
 
 def test_cli_convert_calls_the_converter_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[Path, Path, str]] = []
+    calls: list[tuple[Path, Path, str, bool]] = []
 
-    def convert_network_pickle(src: Path, dst: Path, key: str = "G_ema") -> Any:
-        calls.append((Path(src), Path(dst), key))
-        return types.SimpleNamespace(state_dict={"a": 0, "b": 1}, init_kwargs={}, neural_rendering_resolution=128,
+    def convert_network_pickle(src: Path, dst: Path, key: str = "G_ema", fixed_planes: bool = False) -> Any:
+        calls.append((Path(src), Path(dst), key, fixed_planes))
+        kwargs = {"fixed_planes": True} if fixed_planes else {}
+        return types.SimpleNamespace(state_dict={"a": 0, "b": 1}, init_kwargs=kwargs, neural_rendering_resolution=128,
                                      metadata={})
 
     fake_module = types.ModuleType("warpinv.weights.generator_file")
@@ -77,7 +78,9 @@ def test_cli_convert_calls_the_converter_lazily(tmp_path: Path, monkeypatch: pyt
     src = put(tmp_path, "net.pkl", b"not really a pickle")
     dst = tmp_path / "net.safetensors"
     code, text = _run(["convert", str(src), str(dst), "--key", "G"])
-    assert code == 0 and calls == [(src, dst, "G")] and "2 tensors" in text
+    assert code == 0 and calls == [(src, dst, "G", False)] and "2 tensors" in text
+    code, text = _run(["convert", str(src), str(dst), "--fixed-planes"])
+    assert code == 0 and calls[-1] == (src, dst, "G_ema", True) and "fixed_planes" in text
     assert _run(["convert", str(tmp_path / "absent.pkl"), str(dst)])[0] == 1
 
 

@@ -14,6 +14,9 @@ pass (every point white). Then, on the 8-bit PNGs it wrote:
 4. :func:`blend`: ``m * warp + (1 - m) * render`` on the ``/255`` PNGs, in that operation order.
 
 Every PNG is :func:`to_uint8`: ``x * 255`` truncated, not rounded (official).
+
+:func:`erode` and :func:`gaussian_blur` take batches ``(..., H, W)``; WarpGAN's hole masks
+(:func:`warpinv.geometry.forward_warp.hole_mask`) reuse them in float32 with torchvision's random sigma.
 """
 from __future__ import annotations
 
@@ -43,10 +46,23 @@ def to_uint8(image: Tensor) -> Tensor:
 
 def erode(image: Tensor, size: int) -> Tensor:
     """OpenCV ``erode`` with a ``size x size`` box of ones and the default border (pixels outside the
-    image count as +inf, so the edge never erodes), of an ``(H, W)`` image, in its dtype's values."""
-    x = image.double()[None, None]
-    out = -F.max_pool2d(-x, size, stride=1, padding=size // 2)  # max_pool pads with -inf
-    return out[0, 0].to(image.dtype)
+    image count as +inf, so the edge never erodes), of ``(..., H, W)`` images (every leading index is
+    one image), in their dtype's values.
+
+    The same operation is kornia's ``erosion`` with a flat kernel and its ``geodesic`` border (outside
+    pixels ignored), which WarpGAN uses. A minimum is exact, so floating images are eroded in their
+    own dtype; others (uint8, bool) go through float64.
+
+    Example:
+        >>> erode(torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]]), 3).tolist()
+        [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+        >>> erode(torch.ones(2, 1, 4, 4), 3).shape
+        torch.Size([2, 1, 4, 4])
+    """
+    x = image if image.is_floating_point() else image.double()
+    flat = x.reshape(-1, 1, *x.shape[-2:])
+    out = -F.max_pool2d(-flat, size, stride=1, padding=size // 2)  # max_pool pads with -inf
+    return out.reshape(*x.shape[:-2], *out.shape[-2:]).to(image.dtype)
 
 
 def gaussian_kernel(size: int, sigma: float | None = None) -> Tensor:
@@ -69,15 +85,31 @@ def gaussian_kernel(size: int, sigma: float | None = None) -> Tensor:
     return k / k.sum()
 
 
-def gaussian_blur(image: Tensor, size: int = BLUR_SIZE, sigma: float | None = None) -> Tensor:
-    """OpenCV ``GaussianBlur(image, (size, size), sigma)`` of an ``(H, W)`` float image in float64,
-    with its default ``BORDER_REFLECT_101`` (PyTorch's ``reflect`` padding)."""
-    k = gaussian_kernel(size, sigma).to(image.device)
+def gaussian_blur(image: Tensor, size: int = BLUR_SIZE, sigma: float | None = None, *,
+                  dtype: torch.dtype | None = torch.float64) -> Tensor:
+    """OpenCV ``GaussianBlur(image, (size, size), sigma)`` of ``(..., H, W)`` images (every leading
+    index is one image) with its default ``BORDER_REFLECT_101`` (PyTorch's ``reflect`` padding).
+
+    With an explicit ``sigma`` this is also torchvision's ``GaussianBlur`` (its kernel
+    ``exp(-0.5 (t / sigma)^2)`` normalised, ``t = -(size // 2) .. size // 2``, reflect padding),
+    computed separably. ``dtype`` is the computation and output dtype: float64 by default (exact
+    OpenCV numbers, HFGI3D), ``None`` for the image's own floating dtype (torchvision computes in
+    float32; WarpGAN). Images need ``H, W > size // 2``.
+
+    Example:
+        >>> out = gaussian_blur(torch.ones(2, 1, 16, 16), 21, 1.5, dtype=None)
+        >>> out.shape, out.dtype, bool(torch.allclose(out, torch.ones(()), atol=1e-6))
+        (torch.Size([2, 1, 16, 16]), torch.float32, True)
+    """
+    if dtype is None:
+        dtype = image.dtype if image.is_floating_point() else torch.float64
+    k = gaussian_kernel(size, sigma).to(image.device, dtype)
     pad = size // 2
-    x = F.pad(image.double()[None, None], (pad, pad, pad, pad), mode="reflect")
+    x = image.to(dtype).reshape(-1, 1, *image.shape[-2:])
+    x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     x = F.conv2d(x, k.view(1, 1, 1, size))
     x = F.conv2d(x, k.view(1, 1, size, 1))
-    return x[0, 0]
+    return x.reshape(image.shape)
 
 
 def imageio_to_uint8(image: Tensor) -> Tensor:
