@@ -16,7 +16,7 @@ help:
 	@echo "make lint            ruff check of warpinv, tests and benchmarks (rules in pyproject.toml)"
 	@echo "make bench           run the default benchmark (suites default and default_ood) on the embedded tiny generator (SUITE=celebahq for the real one)"
 	@echo "make bench-results   copy runs/bench/<suite>'s tables and grids into benchmarks/results/<suite> for each suite of SUITE"
-	@echo "make train-tiny      retrain the E3DGE encoder of the tiny generator -> checkpoints/e3dge_tiny.safetensors (~12 min, CPU)"
+	@echo "make train-tiny      retrain the encoders of the tiny generator (E3DGE, WarpGAN) -> checkpoints/*_tiny.safetensors (CPU)"
 	@echo "make perf            backbone performance benchmark -> benchmarks/results/perf_backbone.json"
 	@echo "make perf-hfgi3d     HFGI3D per-image cost -> benchmarks/results/perf_hfgi3d.json (ARGS='--views 2' on a CPU)"
 	@echo "make perf-in-n-out   In-N-Out per-step and per-image cost -> benchmarks/results/perf_in_n_out.json"
@@ -54,8 +54,9 @@ bench-results: $(STAMP)
 # The E3DGE-style encoder of the tiny generator, trained on 2 CPU cores and exported to checkpoints/ (what `make bench`
 # loads). Same command, same machine class: the same weights bit for bit. A previous run folder is replaced.
 train-tiny: $(STAMP)
-	rm -rf runs/train/e3dge_tiny
+	rm -rf runs/train/e3dge_tiny runs/train/warpgan_tiny
 	$(PY) -m warpinv train experiments/train/e3dge_tiny.yaml $(ARGS)
+	$(PY) -m warpinv train experiments/train/warpgan_tiny.yaml $(ARGS)
 
 perf: $(STAMP)
 	$(PY) benchmarks/perf/backbone.py $(ARGS)

@@ -170,7 +170,7 @@ def check_range(x: Tensor, name: str, value_range: tuple[float, float], *, toler
         ...
         ValueError: src_rgbs must lie in [0, 1], found values in [0, 255] ([0, 255] images: x / 255)
     """
-    low, high = float(x.min()), float(x.max())
+    low, high = float(x.detach().min()), float(x.detach().max())
     lo, hi = value_range
     if not (low >= lo - tolerance and high <= hi + tolerance):  # written so that NaN fails
         hint = _range_hint(value_range, high) if hint is None else hint

@@ -4,10 +4,23 @@ and its triangulation (:mod:`warpinv.geometry.mesh`), projection, the z-buffer v
 colour sampling (:mod:`warpinv.geometry.visibility`), the pseudo-view masks and blend
 (:mod:`warpinv.geometry.masks`), and point splatting with PyTorch3D's semantics in pure PyTorch
 (:mod:`warpinv.geometry.splat`), area-weighted surface sampling (:mod:`warpinv.geometry.sampling`),
-Poisson blending (:mod:`warpinv.geometry.poisson`) and HFGI3D's whole pseudo-view pipeline in its
-``official`` and ``clean`` modes (:mod:`warpinv.geometry.pseudo_views`)."""
+Poisson blending (:mod:`warpinv.geometry.poisson`), HFGI3D's whole pseudo-view pipeline in its
+``official`` and ``clean`` modes (:mod:`warpinv.geometry.pseudo_views`), and WarpGAN's forward warp
+(summation splatting), hole-mask processing, inpainting input and mirrored branch, also in ``official``
+and ``clean`` modes (:mod:`warpinv.geometry.forward_warping`)."""
 from __future__ import annotations
 
+from warpinv.geometry.forward_warping import (
+    ForwardWarp,
+    ForwardWarpConfig,
+    draw_blur_sigma,
+    forward_warp,
+    hole_mask,
+    hybrid_fill,
+    inpaint_input,
+    mirror_inputs,
+    splat_summation,
+)
 from warpinv.geometry.masks import (
     MaskKernels,
     blend,
@@ -35,6 +48,8 @@ from warpinv.geometry.visibility import Visibility, project_points, sample_color
 
 __all__ = [
     "DEPTH_PNG_SCALE",
+    "ForwardWarp",
+    "ForwardWarpConfig",
     "Fragments",
     "MaskKernels",
     "PseudoViewConfig",
@@ -45,12 +60,18 @@ __all__ = [
     "blend",
     "camera_to_world",
     "depth_to_mesh",
+    "draw_blur_sigma",
     "erode",
     "face_areas",
+    "forward_warp",
     "gaussian_blur",
     "grid_faces",
+    "hole_mask",
+    "hybrid_fill",
     "imageio_to_uint8",
+    "inpaint_input",
     "make_pseudo_views",
+    "mirror_inputs",
     "pixel_intrinsics",
     "points_to_ndc",
     "poisson_blend",
@@ -63,6 +84,7 @@ __all__ = [
     "sample_surface",
     "soft_mask",
     "splat_alphas",
+    "splat_summation",
     "to_uint8",
     "zbuffer_visibility",
 ]

@@ -16,7 +16,7 @@ pass (every point white). Then, on the 8-bit PNGs it wrote:
 Every PNG is :func:`to_uint8`: ``x * 255`` truncated, not rounded (official).
 
 :func:`erode` and :func:`gaussian_blur` take batches ``(..., H, W)``; WarpGAN's hole masks
-(:func:`warpinv.geometry.forward_warp.hole_mask`) reuse them in float32 with torchvision's random sigma.
+(:func:`warpinv.geometry.forward_warping.hole_mask`) reuse them in float32 with torchvision's random sigma.
 """
 from __future__ import annotations
 

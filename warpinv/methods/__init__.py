@@ -25,7 +25,7 @@ from warpinv.methods.base import (
 from warpinv.methods.rendering import LatentRenderer, substituted_tensors
 
 # Built-in methods: importing a sub-package registers its method(s) in METHODS.
-from warpinv.methods import e3dge, hfgi3d, in_n_out, pti, w_opt, wplus_opt  # noqa: E402,F401  # isort: skip  (registration side effect)
+from warpinv.methods import e3dge, hfgi3d, in_n_out, pti, w_opt, warpgan, wplus_opt  # noqa: E402,F401  # isort: skip  (registration side effect)
 
 __all__ = [
     "METHODS",

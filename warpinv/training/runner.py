@@ -162,6 +162,8 @@ def run_training(path: str | Path, overrides: list[str] | None = None, *, resume
         logger.info("[train] %s: %s on %s; %s", cfg.name, cfg.method, G.source, dm.describe())
         # the frozen generator is in eval mode on purpose
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        # methods with manual optimisation (WarpGAN) checkpoint after their step, which is what resuming needs
+        warnings.filterwarnings("ignore", message=r"Using ModelCheckpoint with manual optimization")
         trainer = pl.Trainer(**trainer_arguments(cfg, out, devices, progress))
         start = time.perf_counter()
         trainer.fit(method, datamodule=dm, ckpt_path=str(last) if resume and last.exists() else None)

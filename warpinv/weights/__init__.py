@@ -11,12 +11,19 @@ entries. Import public names from here, not from the modules:
 - ``store``: offline lookup and verification (:func:`resolve`, :func:`locate`, :func:`check`, errors);
 - ``digests``: :func:`sha256_file` and the stamp-cached :func:`file_digests`;
 - ``download``: :func:`fetch`, the only code that touches the network;
-- ``atomic``: write a file through a temporary file renamed into place.
+- ``atomic``: write a file through a temporary file renamed into place;
+- ``torch_checkpoint``: :func:`read_torch_checkpoint` (``torch.save`` files read without running code, foreign
+  configuration objects as inert stubs), :func:`state_dict_from`, :class:`CheckpointReadError`,
+  :class:`CheckpointRefusedError`; these names are imported on first use, so importing this package does not
+  import torch.
 
 The pickle reader and converter (``network_pickle``, ``generator_file``) are separate modules of this
 package and are not imported here (they need torch at import time).
 """
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from warpinv.weights.catalogue import REGISTRY, UnknownWeightError, get_spec, register, registered
 from warpinv.weights.digests import CACHE_ENV, file_digests, sha256_file
@@ -43,12 +50,24 @@ from warpinv.weights.store import (
     check,
     locate,
     resolve,
+    resolve_file,
     search_locations,
     verify_file,
 )
 
+# Imported from torch_checkpoint on first use (it needs torch).
+_TORCH_CHECKPOINT_NAMES = (
+    "DEFAULT_STUB_MODULES",
+    "CheckpointReadError",
+    "CheckpointRefusedError",
+    "ForeignStub",
+    "read_torch_checkpoint",
+    "state_dict_from",
+)
+
 __all__ = [
     "CACHE_ENV",
+    "DEFAULT_STUB_MODULES",
     "OFFLINE_ENV",
     "REGISTRY",
     "STATUS_MISMATCH",
@@ -57,8 +76,11 @@ __all__ = [
     "STATUS_UNVERIFIED",
     "STATUS_VERIFIED",
     "WEIGHTS_ENV",
+    "CheckpointReadError",
+    "CheckpointRefusedError",
     "ChecksumError",
     "FetchError",
+    "ForeignStub",
     "ManualDownloadError",
     "MissingWeightsError",
     "OfflineError",
@@ -73,10 +95,19 @@ __all__ = [
     "file_digests",
     "get_spec",
     "locate",
+    "read_torch_checkpoint",
     "register",
     "registered",
     "resolve",
+    "resolve_file",
     "search_locations",
     "sha256_file",
+    "state_dict_from",
     "verify_file",
 ]
+
+
+def __getattr__(name: str) -> Any:  # lazy: importing warpinv.weights stays free of torch
+    if name in _TORCH_CHECKPOINT_NAMES:
+        return getattr(importlib.import_module("warpinv.weights.torch_checkpoint"), name)
+    raise AttributeError(f"module 'warpinv.weights' has no attribute {name!r}")

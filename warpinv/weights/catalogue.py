@@ -284,7 +284,7 @@ _ENCODER_SPECS = [
         filename="encoder_FFHQ.pt",
         licence="no LICENSE file in jiangyzy/GOAE (all rights reserved by default)",
         used_by=("methods: GOAE (Swin-V2 W+ encoder)",
-                 "methods: WarpGAN (its encoder architecture: loads with warpinv.methods.warpgan.goae.load_goae_state)"),
+                 "methods: WarpGAN (same architecture: warpinv.methods.warpgan.goae.load_goae_state reads it)"),
         manual_instructions=_GOAE_HOWTO.format(filename="encoder_FFHQ.pt"),
         description="GOAE Swin-Transformer-V2 encoder, FFHQ, on ffhqrebalanced512-128",
         provenance="methods.md §5 'Runtime and checkpoints' (Drive). No URL or checksum in the references.",

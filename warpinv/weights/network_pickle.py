@@ -15,6 +15,9 @@ legacy ``torch.save`` blobs, which are read with ``torch.load(..., weights_only=
 
 :func:`read_network_pickle` then walks the stub tree to rebuild ``state_dict()`` (same names, same
 order, bit-identical tensors), the constructor kwargs and the rendering attributes.
+
+The allow-list, the checked tensor rebuilders and the stubs also serve
+:mod:`warpinv.weights.torch_checkpoint`, which reads ``torch.save`` files holding foreign objects.
 """
 from __future__ import annotations
 
@@ -256,9 +259,14 @@ def _is_stub_name(module: str, name: str) -> bool:
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """A :class:`pickle.Unpickler` that resolves only the allow-list of official EG3D pickles."""
+    """A :class:`pickle.Unpickler` that resolves only the allow-list of official EG3D pickles.
+
+    Subclasses (``warpinv.weights.torch_checkpoint``) widen it through ``_allowed``, ``_stub_base``,
+    :meth:`_is_stub` and :meth:`_refusal`; the order of :meth:`find_class` stays: allow-list, stub, refusal.
+    """
 
     _allowed = _allowed_globals()
+    _stub_base: type[ObjectStub] = ObjectStub
 
     def __init__(self, file: io.BufferedIOBase) -> None:
         super().__init__(file)
@@ -269,10 +277,17 @@ class RestrictedUnpickler(pickle.Unpickler):
         target = self._allowed.get((module, name))
         if target is not None:
             return target
-        if _is_stub_name(module, name):
+        if self._is_stub(module, name):
             return self._stub_class(f"{module}.{name}")
-        raise UnsafePickleError(f"refused global {module}.{name}: not in the allow-list of official "
-                                "EG3D network pickles")
+        raise UnsafePickleError(f"refused global {module}.{name}: {self._refusal()}")
+
+    def _is_stub(self, module: str, name: str) -> bool:
+        """Whether ``module.name`` becomes an inert stub class instead of being refused."""
+        return _is_stub_name(module, name)
+
+    def _refusal(self) -> str:
+        """Why a global outside the allow-list and the stubs is refused (the end of the error message)."""
+        return "not in the allow-list of official EG3D network pickles"
 
     def persistent_load(self, pid: Any) -> Any:
         """Official network pickles use no persistent ids at the top level."""
@@ -282,7 +297,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         cls = self._stub_classes.get(qualified_name)
         if cls is None:
             short = qualified_name.rsplit(".", 1)[-1]
-            cls = type(short, (ObjectStub,), {"qualified_name": qualified_name})
+            cls = type(short, (self._stub_base,), {"qualified_name": qualified_name})
             self._stub_classes[qualified_name] = cls
         return cls
 

@@ -311,6 +311,22 @@ def resolve(name: str, path: str | os.PathLike[str] | None = None, verify: bool 
     raise MissingWeightsError(spec.name, locations, spec)
 
 
+def resolve_file(name_or_path: str | os.PathLike[str], verify: bool = True) -> Path:
+    """A config's weight reference: a registry name (resolved as :func:`resolve` does) or the path of a file.
+
+    Raises:
+        MissingWeightsError: a registered file that is absent (with how to get it).
+        FileNotFoundError: neither a registered name nor an existing file.
+    """
+    text = os.fspath(name_or_path)
+    if text in REGISTRY or any(text in (s.filename, s.hub_filename) for s in REGISTRY.values()):
+        return resolve(text, verify=verify)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    raise FileNotFoundError(f"{text}: no such file, and not a registered weight name (see `warpinv weights list`)")
+
+
 def check(name: str | Iterable[str] | None = None) -> list[WeightStatus]:
     """Status of one, several or (``None``) every registered weight. Offline; never downloads."""
     if name is None:

@@ -10,8 +10,9 @@ fine-tuned by the SR stage) followed by ``"new_triplanes.triplanes"`` ``(1, 3, 3
 decoder ``"new_triplanes.decoder.net.{0,2}.{weight,bias}"``. Our :class:`~warpinv.backbone.EG3DGenerator` and
 :class:`~warpinv.methods.in_n_out.networks.OODField` use the same names without the prefixes.
 
-:func:`read_released` loads with ``torch.load(..., weights_only=True)`` only, so a file that would run code
-when unpickled is refused (:class:`ReleasedCheckpointError`) instead of executed.
+:func:`read_released` loads with :func:`~warpinv.weights.torch_checkpoint.read_torch_checkpoint` in its
+weights-only form (``torch.load(..., weights_only=True)`` only), so a file that would run code when unpickled is
+refused (:class:`ReleasedCheckpointError`) instead of executed.
 
 Example:
     >>> import tempfile
@@ -34,8 +35,6 @@ from __future__ import annotations
 import copy
 import logging
 import os
-import pickle
-import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -48,6 +47,7 @@ from torch import Tensor
 from warpinv.backbone import EG3DGenerator
 from warpinv.methods.in_n_out.networks import OODField, PlaneReduction
 from warpinv.weights.atomic import atomic_path
+from warpinv.weights.torch_checkpoint import CheckpointReadError, CheckpointRefusedError, read_torch_checkpoint
 
 __all__ = [
     "FIELD_ENTRIES",
@@ -179,28 +179,15 @@ def write_released(path: str | os.PathLike[str], G: EG3DGenerator, field: OODFie
 
 
 def _load_plain(path: Path) -> object:
-    """``torch.load`` restricted to tensors and plain containers; anything else is our error, never run."""
+    """The checkpoint read weights-only (tensors and plain containers); anything else is our error, never run."""
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "Weights only load failed" in str(err):
-            raise ReleasedCheckpointError(
-                f"{path}: not a plain tensor checkpoint (tensors in dicts, lists and tuples), refused without "
-                f"unpickling it, since unpickling it could run code ({_refusal_reason(err)})") from None
-        raise ReleasedCheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt?): {err}") from err
-    except Exception as err:  # torn zip (RuntimeError), empty file (EOFError), random bytes (KeyError, ...)
+        return read_torch_checkpoint(path, weights_only=True)
+    except CheckpointRefusedError as err:
         raise ReleasedCheckpointError(
-            f"{path}: unreadable checkpoint (truncated or corrupt?): {type(err).__name__}: {str(err)[:200]}") from err
-
-
-def _refusal_reason(err: Exception) -> str:
-    """The line of torch's refusal that names the forbidden global (not its advice to drop ``weights_only``)."""
-    for line in str(err).splitlines():
-        if "GLOBAL" in line or "nsupported" in line:
-            return line.split("WeightsUnpickler error:")[-1].strip()
-    return "a forbidden global or opcode"
+            f"{path}: not a plain tensor checkpoint (tensors in dicts, lists and tuples), refused without "
+            f"unpickling it, since unpickling it could run code ({err.reason})") from None
+    except CheckpointReadError as err:
+        raise ReleasedCheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt?): {err.cause}") from err
 
 
 def _require_mapping(value: object, path: Path, what: str) -> Mapping[Any, Any]:
