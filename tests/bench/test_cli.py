@@ -297,3 +297,17 @@ def test_a_generator_file_that_does_not_fit_its_kwargs_names_the_file(tmp_path) 
     save_generator_file(path, state, dict(G.init_kwargs), G.neural_rendering_resolution)
     with pytest.raises(GeneratorLoadError, match="broken.safetensors: its tensors do not match .*decoder.net.2.bias"):
         load_generator(path)
+
+
+def test_released_warpgan_suite_lists_its_files_and_converted_generator(capsys, monkeypatch, tmp_path) -> None:
+    """The CelebA-HQ suite of the released WarpGAN model names every released file it lacks before any work."""
+    monkeypatch.chdir(PROJECT_ROOT)
+    monkeypatch.setenv("WARPINV_WEIGHTS", str(tmp_path / "no_weights"))
+    path = PROJECT_ROOT / "experiments" / "bench" / "celebahq_warpgan.yaml"
+    code = run_bench_cli(["bench", str(path), f"output={tmp_path / 'out'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    for needle in ("warpgan-encoder", "warpgan-svinet", "warpgan-latent-avg", "var2-128.safetensors",
+                   "celebahq_test_warpgan1000.txt"):
+        assert needle in err, needle
+    assert not (tmp_path / "out").exists()

@@ -42,3 +42,22 @@ def test_a_set_of_an_older_tiny_is_rebuilt_and_user_files_are_refused(tmp_path: 
     with pytest.raises(ConfigError, match="other files"):
         ensure_dataset(_suite(tmp_path, user), quiet=True)
     assert (user / "me.png").read_bytes() == b"not a synthetic set"
+
+
+def test_a_set_built_before_the_covisibility_masks_is_rebuilt(tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "set"
+    suite = _suite(tmp_path, root)
+    ensure_dataset(suite, quiet=True)
+    data = json.loads((root / "dataset.json").read_text())
+    assert data["novel_views"][0][1][0]["visible"] == "visible/id000/yaw+0.30_pitch+0.00.png"
+    for _, views in data["novel_views"]:  # what the version before the masks wrote
+        for view in views:
+            del view["visible"]
+    del data["meta"]["spec"]["covisibility_tol"]
+    (root / "dataset.json").write_text(json.dumps(data))
+    shutil.rmtree(root / "visible")
+    ensure_dataset(suite, quiet=True)
+    rebuilt = json.loads((root / "dataset.json").read_text())
+    assert rebuilt["meta"]["spec"]["covisibility_tol"] == 0.03 and (root / "visible" / "id000").is_dir()

@@ -318,3 +318,49 @@ def test_ood_columns_of_a_suite_entry_at_another_resolution_keep_apart() -> None
     assert metrics.info["clean_psnr"]["columns"]["clean_psnr_in"] == {"higher_is_better": True, "unit": "dB",
                                                                       "resolution": 256}
     assert metrics.info["blend_iou"]["higher_is_better"] is True and "columns" not in metrics.info["blend_iou"]
+
+
+# --- psnr_visible: ground-truth views inside their covisibility masks ----------------------------------------------
+
+
+def visible_item() -> InversionItem:
+    """``item()`` with covisibility masks: the left half of the first GT view, all of the second."""
+    it = item()
+    visible = torch.zeros(1, 2, 1, SIZE, SIZE)
+    visible[0, 0, :, :, : SIZE // 2] = 1
+    visible[0, 1] = 1
+    it.extras["novel_visible"] = visible
+    return it
+
+
+def test_psnr_visible_scores_the_gt_views_inside_their_masks(method, tmp_path) -> None:
+    from warpinv.bench.evaluate import resize_like
+    from warpinv.metrics import VisiblePSNR
+
+    it = visible_item()
+    inv = inversion(method, it)
+    ev = evaluator(metric_set(psnr=PSNR(resolution=None), psnr_visible=VisiblePSNR(resolution=None)), tmp_path)
+    rows = ev.rows(method, InversionOutcome(it, inv, seconds=1.0))
+    assert rows[0]["view"] == "input" and rows[0]["metrics"]["psnr_visible"] is None
+    assert rows[0]["notes"] == ["psnr_visible: not applicable: only ground-truth novel views have a novel_visible "
+                                "mask"]
+    cameras = torch.cat([it.camera, it.extras["novel_cameras"][0]])
+    renders = resize_like(method.renderer(inv)(cameras)["image"].clamp(-1, 1), it.image)
+    targets = torch.cat([it.image, it.extras["novel_images"][0]])
+    psnr = PSNR(resolution=None)(renders, targets).tolist()
+    assert [r["metrics"]["psnr"] for r in rows] == pytest.approx(psnr, abs=1e-4)  # psnr is scored as before
+    left = ((renders[1, :, :, : SIZE // 2].double() + 1) / 2 - 0.5) ** 2  # the GT views are 0 ([0, 1]: 0.5)
+    first, second = rows[1:]
+    assert first["view"].startswith("gt:") and first["notes"] == [] and second["notes"] == []
+    assert first["metrics"]["psnr_visible"] == pytest.approx(-10 * math.log10(left.mean().item()), abs=1e-4)
+    assert second["metrics"]["psnr_visible"] == pytest.approx(second["metrics"]["psnr"], abs=1e-5)  # all ones
+
+
+def test_psnr_visible_without_masks_is_none_with_a_note(method, tmp_path) -> None:
+    from warpinv.metrics import VisiblePSNR
+
+    ev = evaluator(metric_set(psnr=PSNR(resolution=None), psnr_visible=VisiblePSNR()), tmp_path)
+    rows = ev.rows(method, outcome(method, item()))
+    assert [r["status"] for r in rows] == ["ok"] * 3
+    assert all(r["metrics"]["psnr_visible"] is None and r["metrics"]["psnr"] > 0 for r in rows)
+    assert rows[1]["notes"] == ["psnr_visible: not applicable: the dataset gives these views no novel_visible masks"]

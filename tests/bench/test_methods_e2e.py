@@ -14,7 +14,7 @@ BUILT_IN = sorted(name for name, cls in METHODS.items() if not cls.__module__.st
 
 
 #: Settings of any (nested) config field with this name, so that every method runs weightless and fast.
-CHEAP = {"allow_random_lpips": True, "w_avg_samples": 100, "allow_untrained": True}
+CHEAP = {"allow_random_lpips": True, "w_avg_samples": 100, "allow_untrained": True, "latent_avg_samples": 100}
 
 
 def few_steps(cls: type) -> dict:

@@ -294,3 +294,20 @@ def test_a_dead_rank_ends_in_one_line_and_the_rerun_resumes(suite_file, tmp_path
     assert "Traceback" not in proc.stderr
     result = run_bench(path, quiet=True)
     assert len({r["image_id"] for r in result.rows if r["status"] == "ok"}) == N_IMAGES
+
+
+def test_psnr_visible_is_scored_on_the_gt_rows_with_the_datasets_masks(suite_file) -> None:
+    path, out = suite_file(metrics=["psnr", "psnr_visible"], dataset={"limit": 2})
+    result = run_bench(path, quiet=True)
+    inputs = [r for r in result.rows if r["view"] == "input"]
+    gt = [r for r in result.rows if r["view"].startswith("gt:")]
+    assert len(inputs) == 2 and len(gt) == 4 and all(r["status"] == "ok" for r in result.rows)
+    assert all(r["metrics"]["psnr_visible"] is None and r["metrics"]["psnr"] > 0 for r in inputs)
+    assert all(r["notes"] == ["psnr_visible: not applicable: only ground-truth novel views have a novel_visible mask"]
+               for r in inputs)
+    assert all(isinstance(r["metrics"]["psnr_visible"], float) and r["metrics"]["psnr_visible"] > 0 and not r["notes"]
+               for r in gt)
+    assert any(r["metrics"]["psnr_visible"] != r["metrics"]["psnr"] for r in gt)  # a region, not the whole view
+    columns = {(c.group, c.key) for c in result.board.columns}
+    assert ("novel", "psnr_visible") in columns and ("input", "psnr_visible") not in columns
+    assert "psnr_visible@256 ↑ (GT novel views)" in (out / "leaderboard.md").read_text()

@@ -199,7 +199,7 @@ def test_a_trained_checkpoint_is_what_a_config_names(trained, data: Path, tmp_pa
 def test_per_image_methods_invert_with_gradients_and_do_not_fit(registered: None, data: Path) -> None:
     assert TinyEncoder.trainable and not InversionMethod.trainable
     built_in = [cls for cls in METHODS.values() if not cls.__module__.startswith("tests.")]
-    assert {cls.name for cls in built_in if cls.trainable} == {"e3dge"}  # the one built-in encoder
+    assert {cls.name for cls in built_in if cls.trainable} == {"e3dge", "warpgan"}  # the built-in encoders
 
     class PerImage(TinyEncoder):
         trainable = False

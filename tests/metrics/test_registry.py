@@ -13,7 +13,7 @@ from warpinv.metrics.base import unavailable_reason
 from warpinv.weights import MissingWeightsError, get_spec
 
 EXPECTED = ["mse", "psnr", "ssim", "ssim_valid", "ms_ssim", "lpips_alex", "lpips_vgg", "id_arcface", "id_facenet",
-            "ibrnet_consistency", "reprojection_consistency", "clean_psnr", "blend_iou"]
+            "ibrnet_consistency", "reprojection_consistency", "clean_psnr", "blend_iou", "psnr_visible"]
 NEEDS_WEIGHTS = {"lpips_alex", "lpips_vgg", "id_arcface", "id_facenet", "ibrnet_consistency"}
 README = Path(metrics_package.__file__).with_name("README.md")
 
@@ -49,7 +49,8 @@ def test_metadata_is_complete(name: str) -> None:
 
 def test_pair_metric_resolutions() -> None:
     resolutions = {info.name: info.resolution for info in list_metrics()}
-    for name in ("mse", "psnr", "ssim", "ssim_valid", "ms_ssim", "lpips_alex", "lpips_vgg", "id_arcface", "clean_psnr"):
+    for name in ("mse", "psnr", "ssim", "ssim_valid", "ms_ssim", "lpips_alex", "lpips_vgg", "id_arcface", "clean_psnr",
+                 "psnr_visible"):
         assert resolutions[name] == 256, name
     assert resolutions["id_facenet"] == 160
     assert resolutions["ibrnet_consistency"] is None  # the render resolution

@@ -13,6 +13,11 @@ For one image (:meth:`BenchEvaluator.rows` of an :class:`~warpinv.methods.base.I
 3. A few images per method are saved for the HTML grid (:mod:`warpinv.bench.grids`), and optionally
    the ``Inversion`` file.
 
+Pair metrics that need a per-view mask from the dataset declare its item extra as ``mask_key``
+(``psnr_visible``: ``novel_visible (1, V, 1, H, W)``, each ground-truth view's covisibility mask, the
+same pixels for every method). They are scored on the ground-truth rows with those masks; the input
+row, and the ground-truth rows of items without the extra, get ``None`` with a note.
+
 OOD metrics (:mod:`warpinv.metrics.ood`) score items that carry ``clean_image`` (``clean_psnr``; its
 ``_in``/``_out`` columns also need the mask) or a supplied ``ood_mask`` (``blend_iou``; ``has_ood_mask``
 False means none was supplied). A renderer that is :class:`~warpinv.methods.rendering.SeparatesOOD` is
@@ -193,6 +198,10 @@ class BenchEvaluator:
         notes: list[str] = []
         metrics: dict[str, Any] = {}
         for name, m in pair.items():
+            if view_mask_key(m) is not None:
+                notes.append(f"{name}: not applicable: only ground-truth novel views have a {view_mask_key(m)} mask")
+                metrics[name] = None
+                continue
             metrics.update(call_pair(name, m, renders[:1], target, item.mask, notes))
         ood = self.metrics.of_kind(KIND_OOD)
         if ood:
@@ -203,7 +212,9 @@ class BenchEvaluator:
         if views.n_gt:
             gt_images = item.extras["novel_images"].reshape(views.n_gt, *target.shape[1:]).to(target)
             gt_names = views.names[views.gt]
-            for name, (values, vnotes) in zip(gt_names, score_novel(pair, renders[views.gt], gt_images, gt_names)):
+            masks = view_masks(pair, item.extras, views.n_gt, target)
+            for name, (values, vnotes) in zip(gt_names, score_novel(pair, renders[views.gt], gt_images, gt_names,
+                                                                    masks)):
                 rows.append(self._base(item, name, metrics=values, notes=vnotes))
 
         scored_views = [*range(views.sweep.start, views.sweep.stop), *range(views.protocol.start, views.protocol.stop)]
@@ -338,14 +349,31 @@ def score_ood(metrics: dict[str, Any], renderer: Any, item: InversionItem, input
     return values
 
 
-def score_novel(pair: dict[str, Any], renders: Tensor, gt: Tensor,
-                names: list[str]) -> list[tuple[dict[str, Any], list[str]]]:
+def view_mask_key(metric: Any) -> str | None:
+    """The item extra holding the per-view masks a pair metric requires (``novel_visible`` for
+    ``psnr_visible``), or ``None`` for a metric that takes the item's ordinary mask."""
+    key = getattr(metric, "mask_key", None)
+    return key if isinstance(key, str) else None
+
+
+def view_masks(pair: dict[str, Any], extras: dict[str, Any], n_views: int, target: Tensor) -> dict[str, Tensor]:
+    """``{extra: (V, 1, H, W)}``: the per-view masks that ``pair`` metrics require and the item has
+    (``extras[key]`` is ``(1, V, 1, H, W)``), as float on ``target (1, 3, H, W)``'s device."""
+    keys = {k for k in map(view_mask_key, pair.values()) if k is not None}
+    return {k: extras[k].reshape(n_views, 1, *target.shape[-2:]).to(target) for k in sorted(keys)
+            if isinstance(extras.get(k), Tensor)}
+
+
+def score_novel(pair: dict[str, Any], renders: Tensor, gt: Tensor, names: list[str],
+                masks: dict[str, Tensor] | None = None) -> list[tuple[dict[str, Any], list[str]]]:
     """Per-view pair metrics of renders ``(V, 3, H, W)`` at the GT cameras vs the GT images
     ``(V, 3, H, W)``: ``[(values, notes)]`` per view.
 
     One ``score_novel_views`` call per metric (each metric still scores every view in one batch),
     so a metric that raises leaves ``None`` and a note naming it in every view while the other
-    metrics keep their values.
+    metrics keep their values. Metrics with a :func:`view_mask_key` are scored with ``masks[key]``
+    ``(V, 1, H, W)``; without it they are ``None`` with a note (the dataset has no such masks).
+    The others are scored without a mask.
     """
     from warpinv.metrics import score_novel_views
 
@@ -353,12 +381,19 @@ def score_novel(pair: dict[str, Any], renders: Tensor, gt: Tensor,
     values: list[dict[str, Any]] = [{} for _ in names]
     notes: list[str] = []
     for name, metric in pair.items():
-        try:
-            scored = [scalar(v[name]) for v in score_novel_views(renders, gt, metrics={name: metric}, names=views)]
-        except (ValueError, RuntimeError) as err:
-            _raise_if_fatal(err)
-            notes.append(note(name, err))
-            scored = [None] * len(names)
+        key = view_mask_key(metric)
+        mask = None if key is None else (masks or {}).get(key)
+        if key is not None and mask is None:
+            notes.append(f"{name}: not applicable: the dataset gives these views no {key} masks")
+            scored: list[float | None] = [None] * len(names)
+        else:
+            try:
+                scored = [scalar(v[name]) for v in score_novel_views(renders, gt, metrics={name: metric}, names=views,
+                                                                     masks=mask)]
+            except (ValueError, RuntimeError) as err:
+                _raise_if_fatal(err)
+                notes.append(note(name, err))
+                scored = [None] * len(names)
         for view_values, value in zip(values, scored):
             view_values[name] = value
     return [(v, list(notes)) for v in values]

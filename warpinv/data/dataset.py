@@ -12,6 +12,9 @@ A sample (``dataset[i]``) is a dict:
   only when the entry has one (``clean_images``; synthetic occluded sets);
 - ``novel_images`` ``(V, 3, R, R)``, ``novel_cameras`` ``(V, 25)``, ``novel_view_names`` (list of V
   str), only when the entry has ground-truth novel views;
+- ``novel_visible`` ``(V, 1, R, R)`` float32 in ``{0, 1}``: each novel view's covisibility mask (1 = the
+  pixel's surface point is seen by the input view; read as ``mask``), only when the entry's views have
+  ``visible`` files (synthetic sets);
 - ``camera_source`` (str): per-file ``camera_sources``, else ``meta.camera_source``, else ``"dataset"``;
 - ``refine_camera`` (bool): ``meta.refine_camera`` (set by ``warpinv data prepare --refine``).
 
@@ -19,7 +22,8 @@ A sample (``dataset[i]``) is a dict:
 ``images (B, 3, R, R)``, ``cameras (B, 25)``, ``image_ids`` (list), ``masks (B, 1, R, R)`` or
 ``None`` (when some samples have a mask and others not, the missing ones are all ones), and per-sample
 extras ``novel_images (B, V, 3, R, R)``, ``novel_cameras (B, V, 25)``, ``novel_view_names`` (list of
-lists), ``depth (B, 1, h, w)``, ``camera_source`` (list), ``refine_camera`` (list), and:
+lists), ``novel_visible (B, V, 1, R, R)`` (as ``novel_images``: every sample or none),
+``depth (B, 1, h, w)``, ``camera_source`` (list), ``refine_camera`` (list), and:
 
 - ``ood_mask (B, 1, R, R)`` with ``has_ood_mask (B,)`` bool, only when some sample has an OOD mask;
   a sample without one gets all zeros (nothing is OOD) and ``False``. Unlike ``masks`` (which every
@@ -167,8 +171,9 @@ class InversionDataset(Dataset):
 
     def input_fingerprint(self, index: int) -> str:
         """sha256 (16 hex digits) of everything a result row of entry ``index`` depends on: the bytes
-        of its image, mask, depth, ground-truth view, OOD mask and clean image files, and its cameras as
-        loaded. A benchmark resumes an image only when its rows carry the same fingerprint."""
+        of its image, mask, depth, ground-truth view, OOD mask, clean image and covisibility mask files,
+        and its cameras as loaded. A benchmark resumes an image only when its rows carry the same
+        fingerprint."""
         e = self.entries[index]
         h = hashlib.sha256()
         files = [e.name, e.mask, e.depth, *[v.file for v in e.novel_views]]
@@ -176,7 +181,9 @@ class InversionDataset(Dataset):
         for rel in files:
             h.update(b"-" if rel is None else hashlib.sha256((self.root / rel).read_bytes()).digest())
         # Only when present, so that entries without them keep the fingerprints they had before these keys.
-        for tag, rel in ((b"ood_mask", e.ood_mask), (b"clean_image", e.clean_image)):
+        optional = [(b"ood_mask", e.ood_mask), (b"clean_image", e.clean_image),
+                    *[(b"visible", v.visible) for v in e.novel_views]]
+        for tag, rel in optional:
             if rel is not None:
                 h.update(tag + hashlib.sha256((self.root / rel).read_bytes()).digest())
         for label in labels:
@@ -188,9 +195,9 @@ class InversionDataset(Dataset):
         return {e.name: self.input_fingerprint(i) for i, e in enumerate(self.entries)}
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        """One sample; an image, mask, depth, view, OOD mask or clean image file that cannot be read gives
-        a sample with a ``load_error`` (the file and the reason) instead of stopping the loader: the method then
-        fails that image alone, with the reason in its row."""
+        """One sample; an image, mask, depth, view, OOD mask, clean image or covisibility mask file that cannot be
+        read gives a sample with a ``load_error`` (the file and the reason) instead of stopping the loader: the
+        method then fails that image alone, with the reason in its row."""
         try:
             return self._sample(index)
         except DatasetError as err:
@@ -225,6 +232,9 @@ class InversionDataset(Dataset):
             sample["novel_images"] = torch.stack([self._image(v.file) for v in e.novel_views])
             sample["novel_cameras"] = torch.from_numpy(np.stack([v.label for v in e.novel_views]).astype(np.float32))
             sample["novel_view_names"] = [v.name for v in e.novel_views]
+            visible = [v.visible for v in e.novel_views]
+            if None not in visible:
+                sample["novel_visible"] = torch.stack([self._mask(str(f), "covisibility mask") for f in visible])
         return sample
 
 
@@ -253,7 +263,7 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         ones = torch.ones_like(samples[0]["image"][:1])
         batch["masks"] = torch.stack([s.get("mask", ones) for s in samples])
     batch.update(_ood_extras(samples))
-    for key in ("depth", "novel_images"):
+    for key in ("depth", "novel_images", "novel_visible"):
         have = [key in s for s in samples]
         if any(have) and not all(have):
             raise ValueError(f"samples {ids} mix items with and without {key!r}; use batch_size=1")
@@ -270,6 +280,8 @@ def collate(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         batch["novel_images"] = torch.stack([s["novel_images"] for s in samples])
         batch["novel_cameras"] = torch.stack([s["novel_cameras"] for s in samples])
         batch["novel_view_names"] = [list(s["novel_view_names"]) for s in samples]
+        if "novel_visible" in samples[0]:
+            batch["novel_visible"] = torch.stack([s["novel_visible"] for s in samples])
     batch["camera_source"] = [s.get("camera_source", "dataset") for s in samples]
     batch["refine_camera"] = [bool(s.get("refine_camera", False)) for s in samples]
     if any(errors):
@@ -298,7 +310,8 @@ def _fill_unreadable(samples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         return list(samples)
     like = readable[0]
     # No ood_mask: an unreadable sample has none (has_ood_mask False), which no method can misread.
-    keys = [k for k in ("image", "mask", "depth", "novel_images", "novel_cameras", "clean_image") if k in like]
+    keys = [k for k in ("image", "mask", "depth", "novel_images", "novel_cameras", "novel_visible", "clean_image")
+            if k in like]
     filled = []
     for s in samples:
         if "load_error" in s:

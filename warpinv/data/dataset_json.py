@@ -12,7 +12,9 @@ Format (EG3D's, extended by optional keys; every per-image key uses EG3D's list 
       "camera_sources": [["img00000.png", "pnp5"], ...],        # optional: where each camera came from
       "novel_views": [["img00000.png", [{"name": "yaw+0.35,pitch-0.20",
                                           "file": "novel/img00000/yaw+0.35_pitch-0.20.png",
-                                          "camera": [25 floats]}, ...]], ...],   # optional ground truth
+                                          "camera": [25 floats],
+                                          "visible": "visible/img00000/yaw+0.35_pitch-0.20.png"  # optional
+                                          }, ...]], ...],   # optional ground truth
       "meta": {"camera_source": "...", "refine_camera": false, ...}             # optional
     }
 
@@ -25,6 +27,12 @@ methods that model occluders (In-N-Out) read; giving occluder masks as ``masks``
 method ignore those pixels. ``clean_images`` holds the same view without the occluder, for scoring
 (synthetic sets, :mod:`warpinv.data.synthetic`). Both are optional per image; an image without an
 OOD mask has no OOD pixels.
+
+A novel view's optional ``visible`` file is its **covisibility mask**: 255 = the view's pixel shows a
+surface point the input view sees (by the ground-truth geometry), 0 = not; it is read like ``masks``
+(grey > 127, nearest resize). Synthetic sets write one per view (:mod:`warpinv.data.synthetic`); the
+``psnr_visible`` metric scores a ground-truth view inside it. An entry gives it for every view or for
+none (so its views batch).
 
 **In-N-Out's released data** stores its masks the other way round: a ``masks/`` folder with
 255 = KEEP (in-distribution). List them under ``ood_masks`` after inverting them, e.g.::
@@ -87,6 +95,8 @@ class NovelView:
     label: np.ndarray
     entry: str = ""
     """Where the view's camera is in dataset.json, for messages: ``novel_views[0] ('a.png') view 1 ('x') camera``."""
+    visible: str | None = None
+    """Covisibility mask (255 = seen by the input view), from the view's optional ``visible`` key."""
 
 
 @dataclass
@@ -108,8 +118,9 @@ class DatasetEntry:
     """The same view without its occluders, from ``clean_images``."""
 
     def files(self) -> list[str]:
-        """Every file the entry lists (image, mask, depth, novel views, OOD mask, clean image)."""
-        optional = [self.mask, self.depth, *[v.file for v in self.novel_views], self.ood_mask, self.clean_image]
+        """Every file the entry lists (image, mask, depth, novel views, OOD mask, clean image, covisibility masks)."""
+        optional = [self.mask, self.depth, *[v.file for v in self.novel_views], self.ood_mask, self.clean_image,
+                    *[v.visible for v in self.novel_views]]
         return [self.name, *[f for f in optional if f is not None]]
 
 
@@ -278,9 +289,11 @@ def parse_per_image_keys(data: dict[str, Any], entries: dict[str, DatasetEntry],
 
 
 def _parse_views(views: list[Any], i: int, name: str, where: str, errors: list[str]) -> list[NovelView]:
-    """The valid views of ``novel_views[i]`` (each needs a file name and a valid camera; names unique)."""
+    """The valid views of ``novel_views[i]`` (each needs a file name and a valid camera; names unique; an
+    optional ``visible`` mask file on every view or on none)."""
     parsed: list[NovelView] = []
     view_names: Counter[str] = Counter()
+    with_visible = 0
     for j, view in enumerate(views):
         vw = f"{where}: novel_views[{i}] ({name!r}) view {j}"
         if not isinstance(view, dict) or not {"name", "file", "camera"} <= set(view):
@@ -290,14 +303,24 @@ def _parse_views(views: list[Any], i: int, name: str, where: str, errors: list[s
         vlabel, msg = parse_label(view["camera"], f"{vw} ({view.get('name')!r}) camera")
         if msg is not None:
             errors.append(msg)
+        visible = None
+        if view.get("visible") is not None:
+            with_visible += 1
+            visible = _check_name(view["visible"], where, f"novel_views[{i}] view {j} visible", j, errors)
+            if visible is None:
+                continue
         if vfile is None or vlabel is None:
             continue
         view_names[str(view["name"])] += 1
         parsed.append(NovelView(str(view["name"]), vfile, vlabel,
-                                entry=f"novel_views[{i}] ({name!r}) view {j} ({str(view['name'])!r}) camera"))
+                                entry=f"novel_views[{i}] ({name!r}) view {j} ({str(view['name'])!r}) camera",
+                                visible=visible))
     repeated = [v for v, n in view_names.items() if n > 1]
     if repeated:
         errors.append(f"{where}: novel_views[{i}] ({name!r}): duplicate view names {repeated}")
+    if 0 < with_visible < len(views):
+        errors.append(f"{where}: novel_views[{i}] ({name!r}): {with_visible} of {len(views)} views have a 'visible' "
+                      "covisibility mask; give one for every view or for none")
     return parsed
 
 

@@ -22,7 +22,8 @@ such a set measures that. ``gt_latents.safetensors`` still holds the plain ``ws`
 set they render the images without the texture. The pattern of identity ``i`` comes from its own
 ``torch.Generator`` seeded from ``(seed, i)`` (so it does not depend on ``n``); it is drawn on the
 CPU, so it is the same for every rendering device. The default, ``plane_texture=0``, renders the
-plain set and records the same ``meta.spec`` as sets built before the variant existed.
+plain set and records the same ``meta.spec`` as a set built without the variant's fields (they are left out
+while it is off).
 
 **Occluded variant** (``occluders > 0``, out-of-distribution data for In-N-Out): after rendering,
 ``occluders`` seeded occluders of ``occluder_kinds`` (patch, stripes, glasses, sticker; drawn by
@@ -34,7 +35,29 @@ the binary mask (255 = occluder pixel, 0 elsewhere); dataset.json lists them und
 ``clean_images`` and ``ood_masks`` (:mod:`warpinv.data.dataset_json`). The occluders of identity
 ``i`` come from ``numpy.random.default_rng(SeedSequence([seed, i, 2, occluder_seed]))`` (independent
 of ``n``; ``occluder_seed`` gives other occluders on the same renders). The default, ``occluders=0``,
-records the same ``meta.spec`` as sets built before the variant existed.
+records the same ``meta.spec`` as a set built without the variant's fields.
+
+**Covisibility masks** (every set): for each ground-truth novel view, the pixels whose surface point
+the input view sees, by the ground-truth geometry; the region where warping the input image to that
+view is right (WarpGAN's "warped-visible region", scored by the ``psnr_visible`` metric). The depth
+(``image_depth``: EG3D's expected distance along the unit pixel ray, at the generator's neural
+rendering resolution ``r``; 32 px with ``tiny``, 128 px with the 512 px presets) comes out of the same
+render as each view's image, so rendering it changes no image byte. A novel-view pixel is covisible
+when :func:`warpinv.cameras.warp.backward_warp` with ``src_depth`` finds it valid: its depth is
+positive, its surface point (novel depth, unprojected) is in front of the input camera and projects
+inside the input image, and its distance to the input camera exceeds the input view's depth at the
+nearest input pixel by at most ``covisibility_tol`` world units (0.03 by default, the tolerance of the
+``reprojection_consistency`` metric: a few ``tiny`` raw-render pixels' worth of depth on a slanted
+surface, against a head about 1 unit across). Everything is computed in float64 at ``r x r`` and each
+mask pixel is then repeated to the image resolution (nearest-neighbour upsampling, ``nearest-exact``:
+blocks of ``R / r`` pixels), so the mask follows the depth maps' pixel grid. A view equal to the input
+view is covisible wherever its depth is positive. With ``tiny`` (random weights: semi-transparent
+fog rather than an opaque surface, whose expected depths do not agree between views) the masks are
+ragged and cover 30-90 % of a default view; trained generators render opaque faces. The masks are
+PNGs (mode ``L``, 255 = covisible, 0 = not) listed in dataset.json under each novel view's
+``visible`` key. ``covisibility_tol`` is part of ``meta.spec``, so a set built before the masks
+existed (whose spec lacks it) is not the set of any current spec: ``warpinv bench`` rebuilds it (it
+is derived data), ``warpinv data synth`` refuses it without ``--overwrite`` and says why.
 
 Layout::
 
@@ -43,6 +66,7 @@ Layout::
     OUT/novel/id000/yaw+0.35_pitch-0.20.png ...
     OUT/clean/id000.png ...       occluded variant only: the input views without occluders
     OUT/ood_masks/id000.png ...   occluded variant only: 255 = occluder pixel
+    OUT/visible/id000/yaw+0.35_pitch-0.20.png ...   covisibility masks: 255 = seen by the input view
     OUT/gt_latents.safetensors    the ws of every identity (key = image id), for debugging
 
 :func:`make_synthetic_multiview` is idempotent: with the same spec it returns the existing folder
@@ -67,9 +91,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
-from warpinv.cameras import yaw_pitch_camera
+from warpinv.cameras import backward_warp, yaw_pitch_camera
 from warpinv.checks import check_min
 from warpinv.data.images import tensor_to_image
 from warpinv.data.occluders import MAX_OCCLUDERS, OCCLUDER_KINDS, check_occluder_kinds, occlude
@@ -127,6 +152,10 @@ class SyntheticSpec:
     occluder_seed: int = 0
     """Seeds the occluders together with ``seed`` and the identity (another value: other occluders on the
     same renders)."""
+    covisibility_tol: float = 0.03
+    """Covisibility masks: a novel-view surface point counts as seen by the input view when its distance to the
+    input camera exceeds the input view's depth there by at most this many world units (module docstring).
+    Always recorded in ``meta.spec``: sets built before the masks existed lack it and are not reused."""
 
     def __post_init__(self) -> None:
         check_min(self.n, 1, "n")
@@ -137,6 +166,12 @@ class SyntheticSpec:
             raise TypeError(f"plane_texture_scale must be an int (texels), got {self.plane_texture_scale!r}")
         check_min(self.plane_texture_scale, 1, "plane_texture_scale")
         self._check_occluders()
+        if isinstance(self.covisibility_tol, bool) or not isinstance(self.covisibility_tol, (int, float)):
+            raise TypeError(f"covisibility_tol must be a number (world units), got {self.covisibility_tol!r}")
+        check_min(self.covisibility_tol, 0.0, "covisibility_tol")
+        if not math.isfinite(self.covisibility_tol):
+            raise ValueError(f"covisibility_tol must be a finite distance >= 0, got {self.covisibility_tol}")
+        self.covisibility_tol = float(self.covisibility_tol)
         names = [view_name(*v) for v in self.views]
         if len(set(names)) != len(names):
             raise ValueError(f"views have duplicate names: {names}")
@@ -153,7 +188,7 @@ class SyntheticSpec:
 
 
 #: Fields of the textured variant: left out of ``meta.spec`` while it is off, so that a plain set
-#: records (and matches) the spec of sets built before these fields existed.
+#: records (and matches) the spec of a set built without these fields.
 _TEXTURE_FIELDS = ("plane_texture", "plane_texture_scale")
 #: Fields of the occluded variant, left out of ``meta.spec`` while it is off (as the texture ones).
 _OCCLUDER_FIELDS = ("occluders", "occluder_kinds", "occluder_seed")
@@ -257,20 +292,26 @@ def _render_set(out: Path, s: SyntheticSpec, fingerprint: str, device: str | tor
     novel_cams = yaw_pitch_camera(torch.tensor([v[0] for v in views]), torch.tensor([v[1] for v in views]),
                                   device=device)
     c_cond = yaw_pitch_camera(0.0, 0.0, device=device)
-    labels, novel, latents, occlusions = [], [], {}, {}
+    labels, novel, latents, occlusions, coverage = [], [], {}, {}, {}
+    depth_resolution = 0
     with torch.no_grad():
         for i in range(s.n):
             image_id = f"id{i:03d}.png"
             z = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(s.seed + i)).to(device)
             ws = G.mapping(z, c_cond, truncation_psi=s.truncation_psi)
             c_in = yaw_pitch_camera(float(input_yaw[i]), float(input_pitch[i]), device=device)
-            images = _render_views(G, _identity_planes(G, ws, s, i), ws, torch.cat([c_in, novel_cams]))
+            images, depths = _render_views(G, _identity_planes(G, ws, s, i), ws, torch.cat([c_in, novel_cams]))
+            visible = covisibility_masks(depths[1:], novel_cams, depths[:1], c_in, s.covisibility_tol,
+                                         int(images.shape[-1]))
+            depth_resolution = int(depths.shape[-1])
+            coverage[image_id] = {view_name(*v): round(f, 4)
+                                  for v, f in zip(views, visible.flatten(1).double().mean(1).tolist())}
             if s.occluders:
                 occlusions[image_id] = _save_occluded_input(out, image_id, tensor_to_image(images[0]), s, i)
             else:
                 tensor_to_image(images[0]).save(out / image_id)
             labels.append([image_id, [float(v) for v in c_in[0].tolist()]])
-            novel.append([image_id, _save_novel_views(out, i, views, images[1:], novel_cams)])
+            novel.append([image_id, _save_novel_views(out, i, views, images[1:], novel_cams, visible)])
             latents[image_id] = ws[0].detach().cpu().contiguous()
             logger.debug("rendered identity %d/%d", i + 1, s.n)
     info = {"generator": str(G.source)}
@@ -279,6 +320,7 @@ def _render_set(out: Path, s: SyntheticSpec, fingerprint: str, device: str | tor
     save_file(latents, str(out / "gt_latents.safetensors"), metadata=info)
     seconds = time.perf_counter() - start
     meta = _meta(s, G, fingerprint, labels, input_yaw, input_pitch, views, seconds)
+    meta["covisibility"] = _covisibility_meta(s, depth_resolution, coverage)
     data: dict[str, Any] = {"labels": labels, "novel_views": novel}
     if s.occluders:
         data["ood_masks"] = [[lab[0], f"ood_masks/{lab[0]}"] for lab in labels]
@@ -324,7 +366,7 @@ def _holds_same_set(out: Path, spec_dict: dict[str, Any], fingerprint: str) -> b
 
 #: Files a build writes (relative paths), besides dataset.json: what an interrupted build can leave.
 _BUILDER_FILE = re.compile(r"(clean/|ood_masks/)?id\d{3,}\.png|gt_latents\.safetensors|dataset\.json\.tmp"
-                           r"|novel/id\d{3,}/yaw[+-]\d+\.\d\d_pitch[+-]\d+\.\d\d\.png")
+                           r"|(novel|visible)/id\d{3,}/yaw[+-]\d+\.\d\d_pitch[+-]\d+\.\d\d\.png")
 
 
 def _only_builder_files(out: Path) -> bool:
@@ -341,7 +383,12 @@ def _check_replaceable(out: Path, overwrite: bool) -> None:
         return
     replace = (f"replace it with `warpinv data synth {out} --overwrite` (overwrite=True), or choose another folder "
                "(for `warpinv bench`: the suite's dataset.root)")
-    if _existing_meta(out) is not None:
+    old = _existing_meta(out)
+    if old is not None:
+        if isinstance(old["spec"], dict) and "covisibility_tol" not in old["spec"]:
+            raise FileExistsError(f"{out} already holds a synthetic set of another spec or generator: it was built "
+                                  "before the covisibility masks (visible/) existed and has none; "
+                                  f"{replace} (warpinv bench rebuilds it by itself)")
         raise FileExistsError(f"{out} already holds a synthetic set of another spec or generator; {replace}")
     raise FileExistsError(f"{out} already holds other files, which are not a synthetic set; {replace}; "
                           "--overwrite deletes them")
@@ -446,25 +493,75 @@ def _identity_planes(G: Any, ws: torch.Tensor, s: SyntheticSpec, i: int) -> torc
     return planes
 
 
-def _render_views(G: Any, planes: torch.Tensor, ws: torch.Tensor, cams: torch.Tensor) -> torch.Tensor:
-    """``(V, 3, R, R)`` SR images of one identity's ``planes`` and ``ws (1, L, 512)`` at ``cams (V, 25)``."""
+def _render_views(G: Any, planes: torch.Tensor, ws: torch.Tensor,
+                  cams: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(V, 3, R, R)`` SR images and ``(V, 1, r, r)`` depths (``image_depth``, at the neural rendering
+    resolution) of one identity's ``planes`` and ``ws (1, L, 512)`` at ``cams (V, 25)``."""
     # One backbone pass per identity, then one camera at a time: on CPU, batching the views
     # is slower per view than rendering them one by one.
-    return torch.cat([G.render_planes(planes, ws, cam[None], deterministic=True, noise_mode="const")["image"]
-                      for cam in cams])
+    outs = [G.render_planes(planes, ws, cam[None], deterministic=True, noise_mode="const") for cam in cams]
+    return torch.cat([o["image"] for o in outs]), torch.cat([o["image_depth"] for o in outs])
+
+
+def covisibility_masks(novel_depth: torch.Tensor, novel_cams: torch.Tensor, input_depth: torch.Tensor,
+                       input_cam: torch.Tensor, tol: float, resolution: int) -> torch.Tensor:
+    """Which pixels of each novel view the input view sees, by the ground-truth depths (module docstring).
+
+    Args:
+        novel_depth: ``(V, 1, r, r)`` depths of the novel views (distance along the unit pixel rays).
+        novel_cams: ``(V, 25)`` their cameras.
+        input_depth: ``(1, 1, r', r')`` depth of the input view.
+        input_cam: ``(1, 25)`` its camera.
+        tol: occlusion tolerance in world units (``backward_warp``'s ``occlusion_tol``).
+        resolution: side ``R`` of the masks, a multiple of ``r`` for whole pixel blocks.
+
+    Returns:
+        ``(V, 1, R, R)`` bool, True = covisible; each depth pixel repeated to an ``R / r`` block.
+
+    Example:
+        >>> cam = yaw_pitch_camera(0.2, 0.0)
+        >>> depth = torch.full((1, 1, 4, 4), 2.6)
+        >>> covisibility_masks(depth, cam, depth, cam, 0.03, 8).all().item()  # the input view sees itself
+        True
+    """
+    n = novel_depth.shape[0]
+    src_depth = input_depth.double().expand(n, -1, -1, -1)
+    # Only the validity is used; the depth itself stands in for the warped image.
+    _, valid = backward_warp(src_depth, novel_depth.double(), novel_cams.double(),
+                             input_cam.double().expand(n, -1), src_depth=src_depth, occlusion_tol=tol)
+    if valid.shape[-1] == resolution:
+        return valid
+    return F.interpolate(valid.to(torch.uint8), size=(resolution, resolution), mode="nearest-exact").bool()
 
 
 def _save_novel_views(out: Path, i: int, views: list[tuple[float, float]], images: torch.Tensor,
-                      cams: torch.Tensor) -> list[dict[str, Any]]:
-    """Write identity ``i``'s ground-truth views; their dataset.json entries."""
+                      cams: torch.Tensor, visible: torch.Tensor) -> list[dict[str, Any]]:
+    """Write identity ``i``'s ground-truth views ``images (V, 3, R, R)`` and their covisibility masks
+    ``visible (V, 1, R, R)`` bool; their dataset.json entries."""
     entry = []
-    for (yaw, pitch), img, cam in zip(views, images, cams):
+    for (yaw, pitch), img, cam, mask in zip(views, images, cams, visible):
         name = view_name(yaw, pitch)
-        rel = f"novel/id{i:03d}/{name.replace(',', '_')}.png"
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        stem = f"id{i:03d}/{name.replace(',', '_')}.png"
+        rel, mask_rel = f"novel/{stem}", f"visible/{stem}"
+        for path in (out / rel, out / mask_rel):
+            path.parent.mkdir(parents=True, exist_ok=True)
         tensor_to_image(img).save(out / rel)
-        entry.append({"name": name, "file": rel, "camera": [float(v) for v in cam.tolist()]})
+        Image.fromarray(mask[0].cpu().numpy().astype(np.uint8) * 255, "L").save(out / mask_rel)
+        entry.append({"name": name, "file": rel, "camera": [float(v) for v in cam.tolist()], "visible": mask_rel})
     return entry
+
+
+def _covisibility_meta(s: SyntheticSpec, depth_resolution: int,
+                       coverage: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """dataset.json's ``meta.covisibility``: how the masks were made and the covisible fraction of each view."""
+    return {
+        "tol": s.covisibility_tol,
+        "depth_resolution": depth_resolution,
+        "upsampling": "nearest-exact (each depth pixel repeated to a block of the image)",
+        "note": "255 = the novel-view pixel's surface point (GT depth) is seen by the input view: in front of it, "
+                "inside its image and at most tol world units behind its GT depth there (backward_warp)",
+        "coverage": coverage,
+    }
 
 
 def _meta(s: SyntheticSpec, G: Any, fingerprint: str, labels: list[list[Any]], input_yaw: list[float],

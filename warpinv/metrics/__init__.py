@@ -2,7 +2,8 @@
 
 Registry (``METRICS``, in this order): ``mse``, ``psnr``, ``ssim``, ``ssim_valid``, ``ms_ssim``,
 ``lpips_alex``, ``lpips_vgg``, ``id_arcface``, ``id_facenet``, ``ibrnet_consistency``,
-``reprojection_consistency``, ``clean_psnr``, ``blend_iou`` (occluded inputs). See
+``reprojection_consistency``, ``clean_psnr``, ``blend_iou`` (occluded inputs), ``psnr_visible`` (ground-truth
+novel views inside their covisibility masks). See
 ``warpinv/metrics/README.md`` for each metric's protocol and the papers' tables it is comparable to.
 
     from warpinv.metrics import build_metric, list_metrics
@@ -33,6 +34,7 @@ from warpinv.metrics.facenet import FaceNetIdentity  # isort: skip
 from warpinv.metrics.consistency import IBRNetConsistency, RenderCache, ReprojectionConsistency  # isort: skip
 from warpinv.metrics.novel_view import score_novel_views  # isort: skip
 from warpinv.metrics.ood import BlendIoU, CleanPSNR, occluded_input_psnr  # isort: skip
+from warpinv.metrics.visible import VisiblePSNR  # isort: skip
 
 __all__ = [
     "METRICS",
@@ -52,6 +54,7 @@ __all__ = [
     "PairMetric",
     "RenderCache",
     "ReprojectionConsistency",
+    "VisiblePSNR",
     "build_metric",
     "list_metrics",
     "metric_info",
