@@ -174,6 +174,16 @@ def test_a_corrupt_mask_fails_its_image_with_the_file_named(frontal: Path, tmp_p
     assert "covisibility mask" in s["load_error"] and rel in s["load_error"]
 
 
+def test_verify_images_decodes_the_masks(frontal: Path, tmp_path: Path) -> None:
+    from warpinv.data.validation import DatasetOptions, validate_dataset
+
+    root = _copy(frontal, tmp_path)
+    rel = _data(root)["novel_views"][0][1][0]["visible"]
+    (root / rel).write_bytes(b"not a png")
+    _, report = validate_dataset(root, DatasetOptions(verify_images=True))
+    assert any("cannot be read" in e and f"covisibility mask {rel!r}" in e for e in report.errors), report.errors
+
+
 def test_masks_on_some_views_only_or_outside_the_folder_are_refused(frontal: Path, tmp_path: Path) -> None:
     root = _copy(frontal, tmp_path)
     _edit_views(root, lambda views: views[1].pop("visible"))

@@ -394,10 +394,12 @@ def load_depth(path: Path) -> np.ndarray:
 
 
 def _decode_problems(e: DatasetEntry, root: Path, opts: DatasetOptions) -> list[str]:
-    """``mask 'm.png' of 'a.png' (corrupt: ...)`` for each of an entry's mask, OOD mask, clean image and
-    depth files that cannot be decoded."""
+    """``mask 'm.png' of 'a.png' (corrupt: ...)`` for each of an entry's mask, OOD mask, clean image,
+    covisibility mask and depth files that cannot be decoded."""
     problems = []
-    for kind, rel in (("mask", e.mask), ("OOD mask", e.ood_mask), ("clean image", e.clean_image)):
+    files = [("mask", e.mask), ("OOD mask", e.ood_mask), ("clean image", e.clean_image),
+             *(("covisibility mask", v.visible) for v in e.novel_views)]
+    for kind, rel in files:
         if rel is None or not (root / rel).is_file():
             continue
         try:
