@@ -253,3 +253,26 @@ def test_render_memo_is_exact(G: torch.nn.Module) -> None:
     for a, b, c in zip(first, again, fresh):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
         torch.testing.assert_close(a, c, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("from_encoder", [False, True])
+def test_multi_view_pti_tunes_the_generator_on_warpgan_teachers(G: torch.nn.Module, from_encoder: bool) -> None:
+    from warpinv.methods.rendering import LatentRenderer
+
+    torch.manual_seed(0)
+    cheap = {"lpips_weight": 0.0, "deterministic_render": True}
+    m = build_method("warpgan", tiny_config(pti={
+        "enabled": True, "pivot_from_encoder": from_encoder, "num_views": 3,
+        "pivot": {"steps": 2, "noise_factor": 0.0, "optimize_noise": False, "mse_weight": 1.0, **cheap},
+        "tuning": {"steps": 3, "lr": 1e-3, **cheap}}), G).eval()
+    assert m.required_weights(m.config) == []  # no LPIPS in this budget
+    with torch.no_grad():  # as the harness calls encoders; the stage enables gradients itself
+        inv = m.invert_batch([item()])[0]
+    assert isinstance(inv, WarpGANInversion) and inv.generator_delta and inv.info["multi_view_pti"]
+    assert inv.info["tuning_steps_run"] == 3 and inv.info["teacher_views"] == 3
+    assert inv.info["pivot"] == ("encoder" if from_encoder else "projected (w)")
+    assert isinstance(m.renderer(inv), LatentRenderer)  # the tuned generator renders, as PTI's output
+    again = m.invert_batch([item()])[0]  # seeded by the image: the same tuning
+    for k, v in inv.generator_delta.items():
+        torch.testing.assert_close(v, again.generator_delta[k], atol=0, rtol=0)
+    assert any(not torch.equal(v, G.state_dict()[k]) for k, v in inv.generator_delta.items())

@@ -10,6 +10,8 @@ from typing import Literal
 from warpinv.checks import check_choice, check_min
 from warpinv.geometry import ForwardWarpConfig
 from warpinv.methods.base import MethodConfig
+from warpinv.methods.pti.method import PivotConfig
+from warpinv.methods.tuning import TuningConfig
 from warpinv.methods.warpgan.goae import GOAEConfig
 from warpinv.methods.warpgan.svinet import SVINetConfig
 from warpinv.metrics.lpips import Net
@@ -63,6 +65,32 @@ class SVINetLosses:
     """ArcFace identity loss (needs ``model_ir_se50.pth``)."""
     latent: float = 0.1
     """Latent consistency: MSE between the encoder's W+ of the novel-view prediction and the input's W+."""
+
+
+def _multi_view_tuning() -> TuningConfig:
+    return TuningConfig(steps=1000, lpips_threshold=None)
+
+
+@dataclass
+class MultiViewPTIConfig:
+    """The optional PTI stage on WarpGAN's inpainted novel views (released ``scripts/run_pti.py`` with
+    ``configs/pti.yaml``, ``multi_views: True``): a pivot, then the generator is tuned at the input view plus, each
+    step, one of ``num_views`` orbit views that WarpGAN inpainted from the encoder's latent (the teachers)."""
+
+    enabled: bool = False
+    """Run the stage. The inversion then holds the tuned generator and renders as PTI does (for editing)."""
+    pivot_from_encoder: bool = False
+    """Pivot = the encoder's W+ (``get_w_pivot: encoder``); released default ``opt``: the projector below."""
+    pivot: PivotConfig = field(default_factory=PivotConfig)
+    """The projected pivot (released: PTI's W projector, 500 steps at 5e-3)."""
+    num_views: int = 30
+    """Teacher views: HFGI3D's 30-view orbit (yaw ±0.35, pitch −0.05 ± 0.25, 3.14 for pi), as released."""
+    tuning: TuningConfig = field(default_factory=_multi_view_tuning)
+    """Tuning: 1000 steps (``max_pti_steps_multiviews``), Adam 3e-4, L2 + LPIPS(alex) on the input view and one
+    random teacher view per step, no early stop (released)."""
+
+    def __post_init__(self) -> None:
+        check_min(self.num_views, 1, "num_views")
 
 
 @dataclass
@@ -134,6 +162,8 @@ class WarpGANConfig(MethodConfig):
     """Side the encoder reads (released: 256, via ``goae_input``); ``None``: ``encoder.img_size``."""
     render_batch: int = 8
     """Views per generator call when rendering an inversion."""
+    pti: MultiViewPTIConfig = field(default_factory=MultiViewPTIConfig)
+    """The optional PTI stage on the inpainted novel views (off by default, as WarpGAN's inference)."""
 
     def __post_init__(self) -> None:
         if self.latent_avg in ("sampled", "w_avg"):

@@ -27,11 +27,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from warpinv.backbone import EG3DGenerator
-from warpinv.cameras import yaw_pitch_camera
+from warpinv.cameras import hfgi3d_orbit, unpack_label, yaw_pitch_camera
 from warpinv.geometry import draw_blur_sigma, forward_warp, hole_mask, inpaint_input, mirror_inputs
 from warpinv.methods.base import Inversion, InversionItem, InversionMethod, image_seed, register_method
 from warpinv.methods.losses import IdentityLoss, PerceptualLoss, build_lpips, lpips_trunk_weights
-from warpinv.methods.rendering import Renders, concat_renders
+from warpinv.methods.projector import project_item
+from warpinv.methods.rendering import LatentRenderer, Renders, ViewRenderer, concat_renders
+from warpinv.methods.tuning import InputAndRandomView, TuningTarget, changed_parameters, tune_generator
 from warpinv.methods.warpgan.config import WarpGANConfig
 from warpinv.methods.warpgan.discriminator import NLayerDiscriminator
 from warpinv.methods.warpgan.goae import GOAEncoder, goae_input, load_goae_state
@@ -139,7 +141,12 @@ class WarpGAN(InversionMethod):
         from warpinv.weights import REGISTRY
 
         names = [config.encoder_checkpoint, config.svinet_checkpoint, config.latent_avg]
-        return [n for n in names if n is not None and n in REGISTRY]
+        found = [n for n in names if n is not None and n in REGISTRY]
+        if config.pti.enabled:
+            nets = [*config.pti.tuning.lpips_nets(), *([] if config.pti.pivot_from_encoder
+                                                       else config.pti.pivot.lpips_nets())]
+            found += lpips_trunk_weights(nets, config.allow_random_lpips)
+        return found
 
     @classmethod
     def training_weights(cls, config: WarpGANConfig) -> list[str]:
@@ -275,14 +282,53 @@ class WarpGAN(InversionMethod):
             tensors = {"image": images[k: k + 1], "depth": out["image_depth"][k: k + 1]}
             info = {"seed": image_seed(item.image_id, self.config.seed), "inpaint": self.config.inpaint,
                     "condition": self.config.svinet.use_condition}
-            inversions.append(WarpGANInversion(item.image_id, self.name, ws[k: k + 1], item.camera, tensors=tensors,
-                                               info=info))
+            inversion = WarpGANInversion(item.image_id, self.name, ws[k: k + 1], item.camera, tensors=tensors,
+                                         info=info)
+            inversions.append(self.multi_view_pti(item, inversion) if self.config.pti.enabled else inversion)
         return inversions
+
+    def multi_view_pti(self, item: InversionItem, inversion: WarpGANInversion) -> Inversion:
+        """The optional PTI stage: WarpGAN renders the orbit's teacher views from the encoder's latent, a pivot is
+        projected (or taken from the encoder), and a copy of the generator is tuned on the input view plus one random
+        teacher per step (the HFGI3D final-tuning loop). Returns an inversion holding the tuned tensors."""
+        cfg = self.config.pti
+        seed = int(inversion.info["seed"])
+        camera = item.camera.to(self.device).float().reshape(1, 25)
+        _, intrinsics = unpack_label(camera.detach().double())
+        teachers = hfgi3d_orbit(cfg.num_views, focal=float(intrinsics[0, 0, 0])).to(self.device)
+        with torch.no_grad():
+            renders = WarpGANRenderer(self, inversion, self.config.render_batch)(teachers)["image"].clamp(-1, 1)
+        allow = self.config.allow_random_lpips
+        with torch.random.fork_rng(devices=[]), torch.enable_grad():
+            torch.manual_seed(seed)
+            if cfg.pivot_from_encoder:
+                ws, target = inversion.ws.detach(), inversion.tensors["image"]
+                pivot_info: dict[str, Any] = {"pivot": "encoder"}
+            else:
+                fit = project_item(self.G, item, cfg.pivot, space=cfg.pivot.space,
+                                   perceptual=cfg.pivot.perceptual(allow),
+                                   neural_rendering_resolution=self.config.neural_rendering_resolution)
+                ws, target = fit.projection.ws, fit.target
+                pivot_info = {"pivot": f"projected ({cfg.pivot.space})", "pivot_steps": fit.projection.steps}
+            targets = [TuningTarget(target, camera)]
+            targets += [TuningTarget(view[None], cam[None]) for view, cam in zip(renders, teachers)]
+            tuned, info = tune_generator(self.G, ws, targets, cfg.tuning, generator=self.tunable_generator(),
+                                         sampler=InputAndRandomView(len(targets), seed=seed),
+                                         perceptual=cfg.tuning.perceptual(allow),
+                                         neural_rendering_resolution=self.config.neural_rendering_resolution)
+        return WarpGANInversion(item.image_id, self.name, ws.detach(), item.camera,
+                                generator_delta=changed_parameters(self.G, tuned), tensors=dict(inversion.tensors),
+                                info={**inversion.info, "multi_view_pti": True, "teacher_views": cfg.num_views,
+                                      **pivot_info, **info})
 
     def invert(self, item: InversionItem) -> Inversion:
         return self.invert_batch([item])[0]
 
-    def renderer(self, inversion: Inversion, batch: int = 16) -> WarpGANRenderer:
+    def renderer(self, inversion: Inversion, batch: int = 16) -> ViewRenderer:
+        """WarpGAN's warp-and-inpaint renderer; after the PTI stage (tuned generator tensors), the tuned generator's
+        render, as the released PTI output is used."""
+        if inversion.generator_delta:
+            return LatentRenderer(self.G, inversion, batch)
         return WarpGANRenderer(self, inversion, min(batch, self.config.render_batch))
 
     # -- training -------------------------------------------------------------------------------------
