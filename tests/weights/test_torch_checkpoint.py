@@ -548,3 +548,16 @@ def test_package_exports_lazily() -> None:
         _ = weights.nope
     code = "import sys, warpinv.weights; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])
+
+
+def test_resolve_file_takes_a_path_or_a_registered_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from warpinv.weights import MissingWeightsError, resolve_file
+
+    path = tmp_path / "x.pt"
+    path.write_bytes(b"data")
+    assert resolve_file(str(path)) == path
+    monkeypatch.setenv("WARPINV_WEIGHTS", str(tmp_path / "empty"))
+    with pytest.raises(MissingWeightsError, match="gan_encoder.pt"):
+        resolve_file("warpgan-encoder")
+    with pytest.raises(FileNotFoundError, match="not a registered weight name"):
+        resolve_file(str(tmp_path / "absent.pt"))

@@ -81,4 +81,4 @@ class FinalCheckpoint(Callback):
         self.path = Path(path)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # the full state (optimiser too): a resume needs it

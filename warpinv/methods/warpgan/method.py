@@ -124,6 +124,7 @@ class WarpGAN(InversionMethod):
         self._losses: dict[str, torch.nn.Module] = {}
         self._psnr = PSNR(resolution=None)
         self._memo: dict[bytes, tuple[Tensor, ...]] = {}
+        self._sigma_rng: torch.Generator | None = None
         self.load_released()
 
     def _check_sizes(self, G: EG3DGenerator) -> None:
@@ -229,10 +230,18 @@ class WarpGAN(InversionMethod):
         return torch.tensor(rows, dtype=torch.float64)
 
     def random_sigmas(self, n: int) -> Tensor:
-        """``(n, 2)`` sigmas for training: fixed, or drawn from the global RNG as the released code does."""
+        """``(n, 2)`` sigmas for training: fixed, or drawn from U(0.1, 2.0) as the released code does, from a
+        generator seeded by the step (so that a resumed run draws what the uninterrupted one did; the global RNG
+        outside a training or validation step)."""
         if self.config.blur_sigma is not None:
             return torch.full((n, 2), float(self.config.blur_sigma))
-        return torch.tensor([[draw_blur_sigma(None), draw_blur_sigma(None)] for _ in range(n)], dtype=torch.float64)
+        g = self._sigma_rng
+        return torch.tensor([[draw_blur_sigma(g), draw_blur_sigma(g)] for _ in range(n)], dtype=torch.float64)
+
+    def seed_sigmas(self, stream: str, index: int) -> None:
+        """Seed the training draws of the blur sigmas for one step (``stream`` ``train`` or ``val``)."""
+        key = f"{stream}:{self.config.seed}:{index}".encode()
+        self._sigma_rng = torch.Generator().manual_seed(zlib.crc32(key))
 
     def warp_input(self, source01: Tensor, depth: Tensor, c_src: Tensor, c_dst: Tensor, render01: Tensor,
                    sigmas: Tensor) -> tuple[Tensor, Tensor]:
@@ -351,6 +360,7 @@ class WarpGAN(InversionMethod):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         optimizer = self.optimizers()
         stage = self.stage()
+        self.seed_sigmas("train", self.global_step)
         optimizer.zero_grad(set_to_none=True)
         if stage == "encoder":
             losses = self.encoder_stage_losses(batch)
@@ -555,6 +565,7 @@ class WarpGAN(InversionMethod):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         """GT novel-view PSNR of the whole pipeline and of the encoder's render alone, on fixed proxy samples."""
+        self.seed_sigmas("val", batch_idx)
         with torch.no_grad():
             images, cameras = batch["images"], batch["cameras"]
             ws = self.encode(images)
