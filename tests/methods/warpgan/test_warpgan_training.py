@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 
-from tests.training.test_runner import Killed, KillAt, write_run
+from tests.training.test_runner import KillAt, Killed, write_run
 from warpinv.training import runner
 from warpinv.training.runner import run_training
 
@@ -28,9 +29,10 @@ WARPGAN = {
 
 def warpgan_run(tmp: Path, name: str) -> Path:
     path = write_run(tmp, name, **WARPGAN)
-    text = path.read_text().replace("preset: warpgan_tiny", "preset: " + str(
-        Path(__file__).resolve().parents[3] / "experiments" / "methods" / "warpgan_tiny.yaml"))
-    path.write_text(text)
+    data = yaml.safe_load(path.read_text())
+    data["config"] = WARPGAN["config"]  # not merged onto the E3DGE run's settings
+    data["preset"] = str(Path(__file__).resolve().parents[3] / "experiments" / "methods" / "warpgan_tiny.yaml")
+    path.write_text(yaml.safe_dump(data))
     return path
 
 
