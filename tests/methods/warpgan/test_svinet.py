@@ -1,4 +1,5 @@
-"""Unit tests of the SVINet port and the pix2pixHD discriminator on tiny configurations (no fixtures)."""
+"""Unit tests of the SVINet port and the pix2pixHD discriminator on tiny configurations (no fixtures; the golden
+tests against the official outputs are in test_svinet_warpgan_golden.py)."""
 from __future__ import annotations
 
 import dataclasses

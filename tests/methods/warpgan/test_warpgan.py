@@ -1,4 +1,8 @@
-"""The WarpGAN method on the tiny generator: inversion, rendering, checkpoints, released files and training steps."""
+"""The WarpGAN method on the tiny generator: inversion, rendering, checkpoints, released files and training steps.
+
+No official numbers here: the networks' and the warp's golden tests are ``test_*_warpgan_golden.py`` and
+``tests/geometry/test_forward_warp_warpgan_golden.py``.
+"""
 from __future__ import annotations
 
 import copy
@@ -167,6 +171,8 @@ def test_unknown_config_keys_are_errors(G: torch.nn.Module) -> None:
         build_method("warpgan", tiny_config(no_such_key=1), G)
     with pytest.raises(ValueError, match="w_dim"):
         build_method("warpgan", tiny_config(svinet={"w_dim": 256}), G)
+    with pytest.raises(ValueError, match="synthetic_branch or real_branch"):
+        build_method("warpgan", tiny_config(synthetic_branch=False, real_branch=False), G)
 
 
 # --- training -----------------------------------------------------------------------------------------------------

@@ -180,3 +180,5 @@ class WarpGANConfig(MethodConfig):
         check_choice(self.perceptual_net, ("alex", "vgg", "squeeze"), "perceptual_net")
         check_min(self.render_batch, 1, "render_batch")
         check_min(self.render_memo, 0, "render_memo")
+        if not (self.synthetic_branch or self.real_branch):
+            raise ValueError("stage 2 needs synthetic_branch or real_branch (or both)")
