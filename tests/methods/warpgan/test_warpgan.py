@@ -256,9 +256,13 @@ def test_render_memo_is_exact(G: torch.nn.Module) -> None:
     m.config.render_memo = 0
     m._memo.clear()
     fresh = m.frozen_renders(batch["images"], batch["cameras"], c_novel)
-    for a, b, c in zip(first, again, fresh):
+    m.config.render_memo = 1  # smaller than the batch: the oldest entry goes, the batch is still whole
+    small = m.frozen_renders(batch["images"], batch["cameras"], c_novel)
+    assert len(m._memo) == 1
+    for a, b, c, d in zip(first, again, fresh, small):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
         torch.testing.assert_close(a, c, atol=0, rtol=0)
+        torch.testing.assert_close(a, d, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("from_encoder", [False, True])

@@ -482,6 +482,7 @@ class WarpGAN(InversionMethod):
         encoder nor the generator)."""
         keys = [_sample_key(images[i], cameras[i], c_novel[i]) for i in range(images.shape[0])]
         missing = [i for i, k in enumerate(keys) if k not in self._memo]
+        fresh: dict[bytes, tuple[Tensor, ...]] = {}
         if missing:
             idx = torch.tensor(missing, device=images.device)
             ws = self.frozen_encode(images[idx])
@@ -493,13 +494,14 @@ class WarpGAN(InversionMethod):
                                            noise_mode="const")
             fresh = {keys[i]: (ws[j], out["image"][j], out["image_depth"][j], out["image"][m + j],
                                out["image_depth"][m + j]) for j, i in enumerate(missing)}
+        samples = [fresh[k] if k in fresh else self._memo[k] for k in keys]
+        for key, value in fresh.items():
             if self.config.render_memo <= 0:
-                return tuple(torch.stack(parts) for parts in zip(*(fresh[k] for k in keys)))
-            for key, value in fresh.items():
-                if len(self._memo) >= self.config.render_memo:
-                    self._memo.pop(next(iter(self._memo)))
-                self._memo[key] = value
-        return tuple(torch.stack(parts) for parts in zip(*(self._memo[k] for k in keys)))
+                break
+            if len(self._memo) >= self.config.render_memo:
+                self._memo.pop(next(iter(self._memo)))  # the oldest
+            self._memo[key] = value
+        return tuple(torch.stack(parts) for parts in zip(*samples))
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         if self.stage() != "svinet" and self._memo:
