@@ -1,7 +1,8 @@
 """Read ``torch.save`` checkpoints of other projects without running anything they contain.
 
 The project's rule: a checkpoint never goes through torch's unrestricted unpickler (``weights_only`` off), since
-unpickling it could run any code it carries. :func:`read_torch_checkpoint` is the one place that loads torch checkpoints:
+unpickling it could run any code it carries. :func:`read_torch_checkpoint` is the one place that loads torch
+checkpoints:
 
 1. ``torch.load(path, map_location="cpu", weights_only=True)`` reads every plain checkpoint (tensors in
    dicts, lists, tuples and ``OrderedDict``\\ s, numbers, strings).
