@@ -79,6 +79,32 @@ def test_default_config_is_the_released_build() -> None:
     assert config.stage_tokens == (4096, 1024, 256, 64)
     assert config.stage_dims == (128, 256, 512, 1024)
     assert config.row_split == (3, 3, 7) and config.ffn_dim == 1024
+    assert config.attn_dim == config.w_dim == 512
+
+
+def test_attention_dim_narrows_the_attention_and_projects_the_deltas() -> None:
+    narrow = encoder().eval()
+    assert TINY.attn_dim == 64 and TINY.ffn_dim == 128
+    sd = narrow.state_dict()
+    assert sd["delta_projection.weight"].shape == (TINY.w_dim, 64)
+    assert sd["cross_att_fine.linear1.weight"].shape == (128, 64)
+    assert sd["mapper_query_channel_mid.2.weight"].shape == (64, TINY.stage_dims[3])
+    assert sd["mapper_fine_channel.2.weight"].shape == (64, TINY.stage_dims[1])
+    with torch.no_grad():
+        feats = narrow.forward_features(images(2, TINY.img_size))
+    assert feats.ws_fine is not None and feats.ws_fine.shape == (2, TINY.row_split[2], TINY.w_dim)
+    # without it the released layout: no extra entry, attention at w_dim
+    wide = GOAEncoder(replace(TINY, attention_dim=None)).state_dict()
+    assert not any(k.startswith("delta_projection") for k in wide)
+    assert wide["cross_att_fine.linear1.weight"].shape == (2 * TINY.w_dim, TINY.w_dim)
+    assert set(sd) - set(wide) == {"delta_projection.weight", "delta_projection.bias"}
+
+
+def test_attention_heads_must_divide_the_attention_width() -> None:
+    with pytest.raises(ValueError, match="attention width 60"):
+        replace(TINY, attention_dim=60, cross_attention_heads=8)
+    with pytest.raises(ValueError, match="attn_dim"):
+        replace(TINY, attention_dim=0)
 
 
 @pytest.mark.parametrize("num_ws", [6, 10, 18])

@@ -18,6 +18,8 @@ holding ``L_i`` tokens of ``C_i`` channels (released build: ``L = 4096, 1024, 25
 - keys/values: ``kv_coarse = f(x_coarse)``, ``kv_mid = f(x_mid) + g(kv_coarse^T)^T``,
   ``kv_fine = f(x_fine) + g(kv_mid^T)^T`` (channel maps to ``w_dim``, token maps ``L_2 -> L_1 -> L_0``);
 - :class:`CrossAttention` per level; ``ws = base + cat([0, coarse, mid, fine])`` (row 0 is the base alone).
+  With :attr:`GOAEConfig.attention_dim` set (ours, off in the released build) the queries, keys, values and
+  attention layers have that width and one shared ``delta_projection`` maps each level's output to ``w_dim``.
 
 ``ws`` is the W+ code BEFORE the generator's average latent: WarpGAN adds its ``latent_avg`` ``(1, w_dim)``
 (broadcast over the rows) afterwards.
@@ -131,10 +133,14 @@ class GOAEConfig:
     """Linear layers of the base and query mappers."""
     rows: tuple[int, int, int] | None = None
     """W+ delta rows ``(coarse, mid, fine)`` after row 0; ``None``: :func:`default_row_split` (3, 3, 7 for 14)."""
+    attention_dim: int | None = None
+    """Width of the queries, keys, values and cross-attention layers (ours); ``None``: ``w_dim`` (released).
+    A smaller width adds a ``delta_projection`` Linear back to ``w_dim`` after each cross-attention layer, so a
+    small encoder for a ``w_dim = 512`` generator stays small."""
     cross_attention_heads: int = 4
     """Heads of the three cross-attention layers."""
     cross_attention_ffn: int | None = None
-    """Hidden width of the cross-attention FFN; ``None``: ``2 * w_dim`` (1024)."""
+    """Hidden width of the cross-attention FFN; ``None``: twice :attr:`attn_dim` (released: 1024)."""
     cross_attention_dropout: float = 0.1
     """Dropout of the cross-attention layers (training only)."""
     stage_list: tuple[int, ...] = (10000, 20000, 30000)
@@ -154,7 +160,7 @@ class GOAEConfig:
                 raise ValueError(f"GOAE reads {NUM_STAGES} Swin stages: {name} needs {NUM_STAGES} entries, "
                                  f"got {getattr(self, name)}")
         for name in ("img_size", "patch_size", "in_chans", "embed_dim", "window_size", "w_dim", "mlp_layer",
-                     "cross_attention_heads"):
+                     "cross_attention_heads", "attn_dim", "ffn_dim"):
             check_min(getattr(self, name), 1, name)
         grid, rem = divmod(self.img_size, self.patch_size)
         if rem or grid % 2 ** (NUM_STAGES - 1):
@@ -171,9 +177,9 @@ class GOAEConfig:
         if sum(self.row_split) != self.num_ws - 1 or min(self.row_split) < 1:
             raise ValueError(f"rows (coarse, mid, fine) must be >= 1 each and sum to num_ws - 1 = "
                              f"{self.num_ws - 1}, got {self.row_split}")
-        if self.w_dim % self.cross_attention_heads:
-            raise ValueError(f"w_dim {self.w_dim} is not divisible by cross_attention_heads "
-                             f"{self.cross_attention_heads}")
+        if self.attn_dim % self.cross_attention_heads:
+            raise ValueError(f"the attention width {self.attn_dim} (attention_dim, else w_dim) is not divisible by "
+                             f"cross_attention_heads {self.cross_attention_heads}")
         if len(self.stage_list) != NUM_STAGES - 1 or list(self.stage_list) != sorted(self.stage_list):
             raise ValueError(f"stage_list needs {NUM_STAGES - 1} ascending steps, got {self.stage_list}")
 
@@ -203,9 +209,14 @@ class GOAEConfig:
         return default_row_split(self.num_ws)
 
     @property
+    def attn_dim(self) -> int:
+        """Width of the cross-attention layers (released: ``w_dim``)."""
+        return self.w_dim if self.attention_dim is None else self.attention_dim
+
+    @property
     def ffn_dim(self) -> int:
         """Hidden width of the cross-attention FFN."""
-        return 2 * self.w_dim if self.cross_attention_ffn is None else self.cross_attention_ffn
+        return 2 * self.attn_dim if self.cross_attention_ffn is None else self.cross_attention_ffn
 
     def swin_kwargs(self) -> dict[str, Any]:
         """Constructor kwargs of the Swin trunk."""
@@ -219,8 +230,10 @@ class GOAEConfig:
         }
 
 
-#: A small encoder for CPU training on the tiny generator: 64 px input, 32 channels, one block per stage.
-TINY_GOAE = GOAEConfig(img_size=64, embed_dim=32, depths=(1, 1, 1, 1), window_size=4)
+#: A small encoder for CPU training on the tiny generator (the ``warpgan_tiny`` preset's sizes): 64 px input,
+#: 16 channels, one block per stage, 64-wide cross-attention (663k parameters).
+TINY_GOAE = GOAEConfig(img_size=64, embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 4), window_size=4,
+                       pretrained_window_sizes=(4, 4, 4, 2), attention_dim=64)
 
 
 def mlp_mapper(in_dim: int, out_dim: int, layers: int) -> nn.Sequential:
@@ -296,22 +309,22 @@ class GOAEncoder(nn.Module):
         super().__init__()
         self.config = config = GOAEConfig() if config is None else config
         self.stage = NUM_STAGES - 1
-        L, C, w = config.stage_tokens, config.stage_dims, config.w_dim
+        L, C, w, a = config.stage_tokens, config.stage_dims, config.w_dim, config.attn_dim
         coarse, mid, fine = config.row_split
         depth = config.mlp_layer
         self.swin_model = SwinTransformerV2(**config.swin_kwargs())
         self.mapper_base_spatial = mlp_mapper(L[3], 1, depth)
         self.mapper_base_channel = mlp_mapper(C[3], w, depth)
         self.mapper_query_spatial_coarse = mlp_mapper(L[3], coarse, depth)
-        self.mapper_query_channel_coarse = mlp_mapper(C[3], w, depth)
+        self.mapper_query_channel_coarse = mlp_mapper(C[3], a, depth)
         self.mapper_query_spatial_mid = mlp_mapper(L[3], mid, depth)
-        self.mapper_query_channel_mid = mlp_mapper(C[3], w, depth)
+        self.mapper_query_channel_mid = mlp_mapper(C[3], a, depth)
         self.mapper_query_spatial_fine = mlp_mapper(L[3], fine, depth)
-        self.mapper_query_channel_fine = mlp_mapper(C[3], w, depth)
-        self.mapper_coarse_channel = nn.Sequential(nn.Linear(C[2], w), nn.LeakyReLU())
-        self.mapper_mid_channel = nn.Sequential(nn.Linear(C[1], w), nn.LeakyReLU())
+        self.mapper_query_channel_fine = mlp_mapper(C[3], a, depth)
+        self.mapper_coarse_channel = nn.Sequential(nn.Linear(C[2], a), nn.LeakyReLU())
+        self.mapper_mid_channel = nn.Sequential(nn.Linear(C[1], a), nn.LeakyReLU())
         # Released widths 128 -> 256 -> 512: the hidden width is read as the next stage's channels (2 * C_0).
-        self.mapper_fine_channel = nn.Sequential(nn.Linear(C[0], C[1]), nn.LeakyReLU(), nn.Linear(C[1], w),
+        self.mapper_fine_channel = nn.Sequential(nn.Linear(C[0], C[1]), nn.LeakyReLU(), nn.Linear(C[1], a),
                                                  nn.LeakyReLU())
         # Released 256 -> 512 -> 1024 and 1024 -> 2048 -> 4096: the hidden width is twice the input tokens.
         self.mapper_coarse_to_mid_spatial = nn.Sequential(nn.Linear(L[2], 2 * L[2]), nn.LeakyReLU(),
@@ -319,9 +332,10 @@ class GOAEncoder(nn.Module):
         self.mapper_mid_to_fine_spatial = nn.Sequential(nn.Linear(L[1], 2 * L[1]), nn.LeakyReLU(),
                                                         nn.Linear(2 * L[1], L[0]), nn.LeakyReLU())
         heads, ffn, drop = config.cross_attention_heads, config.ffn_dim, config.cross_attention_dropout
-        self.cross_att_coarse = CrossAttention(w, heads, ffn, drop)
-        self.cross_att_mid = CrossAttention(w, heads, ffn, drop)
-        self.cross_att_fine = CrossAttention(w, heads, ffn, drop)
+        self.cross_att_coarse = CrossAttention(a, heads, ffn, drop)
+        self.cross_att_mid = CrossAttention(a, heads, ffn, drop)
+        self.cross_att_fine = CrossAttention(a, heads, ffn, drop)
+        self.delta_projection: nn.Module = nn.Identity() if a == w else nn.Linear(a, w)
 
     def set_stage(self, step: int) -> int:
         """Progressive stage for training ``step`` with ``config.stage_list = (s1, s2, s3)``; returns it.
@@ -360,17 +374,17 @@ class GOAEncoder(nn.Module):
         deltas = [torch.zeros_like(ws_base_1)]
         kv = self.mapper_coarse_channel(x_coarse)
         q = self._pooled_code(x_query, self.mapper_query_spatial_coarse, self.mapper_query_channel_coarse)
-        out.ws_coarse = self.cross_att_coarse(q, kv)
+        out.ws_coarse = self.delta_projection(self.cross_att_coarse(q, kv))
         deltas.append(out.ws_coarse)
         if self.stage >= 2:
             kv = self.mapper_mid_channel(x_mid) + self.mapper_coarse_to_mid_spatial(kv.transpose(1, 2)).transpose(1, 2)
             q = self._pooled_code(x_query, self.mapper_query_spatial_mid, self.mapper_query_channel_mid)
-            out.ws_mid = self.cross_att_mid(q, kv)
+            out.ws_mid = self.delta_projection(self.cross_att_mid(q, kv))
             deltas.append(out.ws_mid)
         if self.stage >= 3:
             kv = self.mapper_fine_channel(x_fine) + self.mapper_mid_to_fine_spatial(kv.transpose(1, 2)).transpose(1, 2)
             q = self._pooled_code(x_query, self.mapper_query_spatial_fine, self.mapper_query_channel_fine)
-            out.ws_fine = self.cross_att_fine(q, kv)
+            out.ws_fine = self.delta_projection(self.cross_att_fine(q, kv))
             deltas.append(out.ws_fine)
         delta = torch.cat(deltas, dim=1)
         missing = self.config.num_ws - delta.shape[1]
