@@ -7,13 +7,18 @@ module by name from their own folder.
 from __future__ import annotations
 
 import os
+import platform
 import resource
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def figure(seconds: float, kind: str, formula: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -122,3 +127,24 @@ def seconds_text(seconds: float) -> str:
         ('4572.0 (1.27 h)', '30.0')
     """
     return f"{seconds:.1f} ({seconds / 3600:.2f} h)" if seconds >= 3600 else f"{seconds:.1f}"
+
+
+def git_commit(path: Path = ROOT) -> str | None:
+    """The short commit of the checkout at ``path`` (``None`` outside git)."""
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path, capture_output=True, text=True,
+                         check=False)
+    return out.stdout.strip() or None
+
+
+def machine_environment(device: str, **notes: Any) -> dict[str, Any]:
+    """Where a benchmark ran: torch, python, CPU, threads, device (and GPU name), our commit, plus ``notes``."""
+    from warpinv.bench.provenance import cpu_name
+
+    info: dict[str, Any] = {
+        "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+        "processor": cpu_name(), "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "device": device, "git_commit": git_commit(),
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return {**info, **notes}

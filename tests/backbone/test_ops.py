@@ -170,7 +170,7 @@ def test_triplane_texel_table_matches_grid_sample_per_plane(expanded: bool) -> N
     ours_in = base.clone().requires_grad_(True)
     planes = ours_in.expand(2, -1, -1, -1, -1) if expanded else ours_in
     texels = TexelTable(planes)
-    assert texels.table.shape == ((1 if expanded else 2) * 9 * 11 * 3, 4)
+    assert texels.table.shape == ((1 if expanded else 2) * (9 + 3) * (11 + 3) * 3, 4)  # zero-padded planes
     ours = sample_from_planes(planes, coords[:, :150], 2.0, texels)
     ours = torch.cat([ours, sample_from_planes(planes, coords[:, 150:], 2.0, texels)], dim=2)  # shared table
     ours.backward(grad_out)
@@ -184,3 +184,16 @@ def test_triplane_texel_table_matches_grid_sample_per_plane(expanded: bool) -> N
     ref.backward(grad_out)
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-5)  # float32 (sample_from_planes casts the grid)
     torch.testing.assert_close(ours_in.grad, ref_in.grad, rtol=0, atol=1e-5)
+
+
+def test_plane_grid_sample_far_outside_and_nan_points_match_grid_sample() -> None:
+    """Points far outside read zeros and NaN positions give NaN (never an out-of-range row), as grid_sample."""
+    from warpinv.backbone.ops import plane_grid_sample
+
+    planes = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    points = [[float("nan"), 0.0], [1e9, -1e9], [0.3, 0.2], [0.1, float("nan")], [-1.0 - 1e-7, 0.0], [1.25, 1.2]]
+    grid = torch.tensor(points)[None, None].repeat(3, 1, 1, 1)
+    ours = plane_grid_sample(planes, grid)
+    ref = F.grid_sample(planes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1e-6, equal_nan=True)
+    assert ours[:, :, 0, [0, 3]].isnan().all() and (ours[:, :, 0, [1, 5]] == 0).all()

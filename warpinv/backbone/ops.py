@@ -111,13 +111,17 @@ def upfirdn2d(
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    conv_padding = (0, 0)
+    if px0 == px1 >= 0 and py0 == py1 >= 0:
+        conv_padding = (py0, px0)  # the convolution pads: no padded copy of x (a 135 MB one in the 512 px SR)
+    else:
+        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+        x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
     f = f.to(x.dtype) * gain
     if not flip_filter:
         f = f.flip([0, 1])
     weight = f[None, None].expand(c, 1, *f.shape)
-    x = F.conv2d(x, weight, groups=c)
+    x = F.conv2d(x, weight, groups=c, padding=conv_padding)
     return x[:, :, ::down, ::down]
 
 
@@ -225,27 +229,32 @@ def _conv(x: Tensor, w: Tensor, up: int, padding: int, f: Tensor | None, groups:
     return conv2d_up2(x, w, f, groups=groups)
 
 
-def _bilinear_corners(grid: Tensor, base: Tensor, stride: int, h: int, w: int) -> list[tuple[Tensor, Tensor]]:
-    """The 4 texels of each grid point as ``(row, weight)`` pairs, rows into a texel table.
+#: Zero texels added around each plane of a :class:`TexelTable` (before, after) on both axes: every corner of a
+#: clamped sample position lands inside the table, so zero padding needs no mask.
+TABLE_PAD = (1, 2)
 
-    ``grid (B, Ho, Wo, 2)`` -> 4 pairs of ``(B*Ho*Wo,)`` tensors; texel ``(y, x)`` of plane ``b`` is
-    row ``base[b] + (y * w + x) * stride``. ``align_corners=False`` unnormalisation; texels outside
-    the plane get weight 0 (zero padding) and a clamped row.
+
+def _bilinear_taps(grid: Tensor, base: Tensor, stride: int, h: int, w: int) -> tuple[Tensor, Tensor]:
+    """The 4 texels of each grid point as rows into a padded texel table, and their bilinear weights.
+
+    ``grid (B, Ho, Wo, 2)`` -> ``rows (B*Ho*Wo, 4)`` (int64) and ``weights (B*Ho*Wo, 4)``, corners in
+    ``grid_sample``'s order (nw, ne, sw, se). ``align_corners=False`` unnormalisation; positions are clamped to
+    ``[-1, size]``, where every corner outside the plane is one of the table's zero texels (:data:`TABLE_PAD`), so
+    the weights need no mask and points far outside read zeros.
     """
-    ix = ((grid[..., 0] + 1) * w - 1) / 2
-    iy = ((grid[..., 1] + 1) * h - 1) / 2
-    x0, y0 = ix.floor(), iy.floor()
-    fx, fy = ix - x0, iy - y0
-    x0, y0 = x0.long(), y0.long()
-    base = base.view(-1, *([1] * (grid.ndim - 2)))
-    corners = []
-    for dx, dy, weight in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
-                           (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        x, y = x0 + dx, y0 + dy
-        inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-        rows = base + (y.clamp(0, h - 1) * w + x.clamp(0, w - 1)) * stride
-        corners.append((rows.flatten(), (weight * inside).flatten()))
-    return corners
+    before, after = TABLE_PAD
+    wp = w + before + after
+    ix = (((grid[..., 0] + 1) * w - 1) / 2).clamp_(-1, w)
+    iy = (((grid[..., 1] + 1) * h - 1) / 2).clamp_(-1, h)
+    # A NaN position reads valid rows with NaN weights: NaN out, as from grid_sample.
+    x0, y0 = ix.floor().nan_to_num_(-1.0), iy.floor().nan_to_num_(-1.0)
+    fx, fy = ix.sub_(x0), iy.sub_(y0)
+    gx, gy = 1 - fx, 1 - fy
+    weights = torch.stack([gx * gy, fx * gy, gx * fy, fx * fy], dim=-1).reshape(-1, 4)
+    first = (y0.long() + before) * wp + (x0.long() + before)
+    first = base.view(-1, *([1] * (grid.ndim - 2))) + first * stride
+    offsets = torch.tensor([0, 1, wp, wp + 1], device=grid.device) * stride
+    return first.reshape(-1, 1) + offsets, weights
 
 
 class _TexelRows(torch.autograd.Function):
@@ -269,14 +278,18 @@ class _TexelRows(torch.autograd.Function):
 class TexelTable:
     """Tri-planes as one table of texel rows, built once per render and shared by all its lookups.
 
-    From ``(N, 3, C, H, W)``: the ``3*C`` features of a texel become one row, seen as 3 rows of
-    ``C`` (texel ``t`` of plane ``p`` of image ``n`` is row ``(n*H*W + t)*3 + p``). Planes expanded
-    over the batch (one set of planes at many cameras) are converted once. ``planes`` stays for
-    lookups whose grid needs a gradient (``F.grid_sample``).
+    From ``(N, 3, C, H, W)``, each plane padded with zero texels (:data:`TABLE_PAD`) to ``(Hp, Wp)``: the
+    ``3*C`` features of a texel become one row, seen as 3 rows of ``C`` (padded texel ``t`` of plane ``p`` of
+    image ``n`` is row ``(n*Hp*Wp + t)*3 + p``). Planes expanded over the batch (one set of planes at many
+    cameras) are converted once. ``planes`` stays for lookups whose grid needs a gradient (``F.grid_sample``).
 
     Example:
         >>> planes = torch.arange(24.0).view(1, 3, 2, 2, 2)  # (N, 3, C=2, H=2, W=2)
-        >>> TexelTable(planes).table[:3].tolist()  # texel (0, 0) of planes 0, 1, 2
+        >>> table = TexelTable(planes)
+        >>> table.table.shape  # (1 + 2 + 2) x (1 + 2 + 2) padded texels x 3 planes, C = 2
+        torch.Size([75, 2])
+        >>> first = (1 * 5 + 1) * 3  # texel (0, 0) of the unpadded planes
+        >>> table.table[first:first + 3].tolist()  # planes 0, 1, 2
         [[0.0, 4.0], [8.0, 12.0], [16.0, 20.0]]
     """
 
@@ -284,12 +297,15 @@ class TexelTable:
         n, n_planes, c, h, w = planes.shape
         shared = n > 1 and planes.stride(0) == 0
         source = planes[:1] if shared else planes
+        before, after = TABLE_PAD
+        padded = F.pad(source.reshape(source.shape[0], n_planes * c, h, w), (before, after, before, after))
+        texels = (h + before + after) * (w + before + after)
         self._planes = planes
         self.size = (h, w)
         self.stride = n_planes
-        self.table = _TexelRows.apply(source.reshape(source.shape[0], n_planes * c, h * w)).view(-1, c)
+        self.table = _TexelRows.apply(padded.reshape(source.shape[0], n_planes * c, texels)).view(-1, c)
         image = torch.zeros(n, dtype=torch.long) if shared else torch.arange(n)
-        self.base = ((image * (h * w * n_planes))[:, None] + torch.arange(n_planes)).flatten().to(planes.device)
+        self.base = ((image * (texels * n_planes))[:, None] + torch.arange(n_planes)).flatten().to(planes.device)
 
     @property
     def planes(self) -> Tensor:
@@ -299,33 +315,32 @@ class TexelTable:
 
 
 class _PlaneSample(torch.autograd.Function):
-    """Bilinear plane lookup as a gather from a texel table, and its scatter gradient.
+    """Bilinear plane lookup as a weighted bag of 4 texel rows (``F.embedding_bag``), and its scatter gradient.
 
     Same arithmetic as ``F.grid_sample(mode="bilinear", padding_mode="zeros", align_corners=False)``
-    (four weighted texels), in another summation order. PyTorch's CPU kernels walk the channel-first
-    layout point by point, a stride of H*W floats between channels; as gathers of contiguous channel
-    rows, forward and backward took 60 % less time in the tiny generator's inversion step.
+    (four weighted texels, in its order). PyTorch's CPU ``grid_sample`` walks the channel-first layout point by
+    point, a stride of H*W floats between channels; one fused gather of contiguous channel rows took a third of
+    its time on EG3D's coarse pass (``benchmarks/perf/versus_official.py``). The gradient is four ``index_add_``
+    of the weighted output gradient (faster than ``embedding_bag``'s own backward at EG3D's sizes).
     """
 
     @staticmethod
     def forward(ctx: Any, table: Tensor, grid: Tensor, base: Tensor, stride: int,  # type: ignore[override]
                 h: int, w: int) -> Tensor:
-        corners = _bilinear_corners(grid, base, stride, h, w)
-        out = None
-        for rows, weight in corners:
-            term = table.index_select(0, rows).mul_(weight.unsqueeze(1).to(table.dtype))
-            out = term if out is None else out.add_(term)
-        assert out is not None
-        ctx.corners = corners
+        rows, weights = _bilinear_taps(grid, base, stride, h, w)
+        weights = weights.to(table.dtype)
+        out = F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum")
+        ctx.save_for_backward(rows, weights)
         ctx.table_shape = table.shape
         return out.view(*grid.shape[:3], table.shape[1]).permute(0, 3, 1, 2)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        rows, weights = ctx.saved_tensors
         g = grad.permute(0, 2, 3, 1).reshape(-1, ctx.table_shape[1])  # (B*Ho*Wo, C)
         out = torch.zeros(ctx.table_shape, device=grad.device, dtype=grad.dtype)
-        for rows, weight in ctx.corners:
-            out.index_add_(0, rows, g * weight.unsqueeze(1).to(g.dtype))
+        for k in range(rows.shape[1]):
+            out.index_add_(0, rows[:, k], g * weights[:, k:k + 1].to(g.dtype))
         return out, None, None, None, None, None
 
 
