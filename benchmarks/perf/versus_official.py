@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a file: its sibling module
-from perf_common import ROOT, git_commit, load_average, machine_environment, sync, timed_once  # noqa: E402
+from perf_common import ROOT, git_commit, load_average, machine_environment, timed_once  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "perf_versus_official.json"
 STAGES = ("mapping", "backbone", "renderer", "superresolution")
@@ -62,7 +62,8 @@ def import_official_generator(root: Path) -> type:
     try:
         from training.triplane import TriPlaneGenerator  # type: ignore[import-not-found]
     except ImportError as error:
-        raise SystemExit(f"cannot import the official generator from {root}: {error} (install what it names)") from error
+        raise SystemExit(f"cannot import the official generator from {root}: {error} "
+                         "(install what it names)") from error
     return TriPlaneGenerator
 
 
@@ -321,7 +322,8 @@ def summary(row: dict[str, Any]) -> str:
         return f"{row['config']:>12} b{row['batch']}: FAILED {row['error']}"
     r, med = row["ratio"], row["median_s"]
     parts = [f"{k} {med['official'][k]:.2f}/{med['ours'][k]:.2f}s ({r[k]:.2f}x)" for k in r]
-    return f"{row['config']:>12} b{row['batch']}: " + ", ".join(parts) + f" | image diff {row['max_abs_diff']['image']:.1e}"
+    diff = row["max_abs_diff"]["image"]
+    return f"{row['config']:>12} b{row['batch']}: " + ", ".join(parts) + f" | image diff {diff:.1e}"
 
 
 if __name__ == "__main__":

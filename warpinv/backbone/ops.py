@@ -229,32 +229,79 @@ def _conv(x: Tensor, w: Tensor, up: int, padding: int, f: Tensor | None, groups:
     return conv2d_up2(x, w, f, groups=groups)
 
 
-#: Zero texels added around each plane of a :class:`TexelTable` (before, after) on both axes: every corner of a
-#: clamped sample position lands inside the table, so zero padding needs no mask.
+#: Zero texels a padded :class:`TexelTable` adds around each plane (before, after) on both axes: every corner of
+#: a clamped sample position lands inside the table, so zero padding needs no mask.
 TABLE_PAD = (1, 2)
 
 
-def _bilinear_taps(grid: Tensor, base: Tensor, stride: int, h: int, w: int) -> tuple[Tensor, Tensor]:
-    """The 4 texels of each grid point as rows into a padded texel table, and their bilinear weights.
+def _bilinear_weights(fx: Tensor, fy: Tensor) -> Tensor:
+    """``(..., )`` fractional positions -> ``(numel, 4)`` weights of the corners nw, ne, sw, se."""
+    gx, gy = 1 - fx, 1 - fy
+    return torch.stack([gx * gy, fx * gy, gx * fy, fx * fy], dim=-1).reshape(-1, 4)
 
-    ``grid (B, Ho, Wo, 2)`` -> ``rows (B*Ho*Wo, 4)`` (int64) and ``weights (B*Ho*Wo, 4)``, corners in
-    ``grid_sample``'s order (nw, ne, sw, se). ``align_corners=False`` unnormalisation; positions are clamped to
-    ``[-1, size]``, where every corner outside the plane is one of the table's zero texels (:data:`TABLE_PAD`), so
-    the weights need no mask and points far outside read zeros.
-    """
+
+def _unnormalised(grid: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
+    """``align_corners=False`` texel coordinates ``(ix, iy)`` of ``grid (..., 2)`` in ``[-1, 1]``."""
+    return ((grid[..., 0] + 1) * w - 1) / 2, ((grid[..., 1] + 1) * h - 1) / 2
+
+
+def _taps_padded(grid: Tensor, base: Tensor, stride: int, h: int, w: int) -> tuple[Tensor, Tensor]:
+    """:func:`bilinear_taps` into a padded table: positions clamped to ``[-1, size]`` put every corner outside
+    the plane on a zero texel, so the weights need no mask and points far outside read zeros."""
     before, after = TABLE_PAD
     wp = w + before + after
-    ix = (((grid[..., 0] + 1) * w - 1) / 2).clamp_(-1, w)
-    iy = (((grid[..., 1] + 1) * h - 1) / 2).clamp_(-1, h)
+    ix, iy = _unnormalised(grid, h, w)
+    ix, iy = ix.clamp_(-1, w), iy.clamp_(-1, h)
     # A NaN position reads valid rows with NaN weights: NaN out, as from grid_sample.
     x0, y0 = ix.floor().nan_to_num_(-1.0), iy.floor().nan_to_num_(-1.0)
-    fx, fy = ix.sub_(x0), iy.sub_(y0)
-    gx, gy = 1 - fx, 1 - fy
-    weights = torch.stack([gx * gy, fx * gy, gx * fy, fx * fy], dim=-1).reshape(-1, 4)
+    weights = _bilinear_weights(ix.sub_(x0), iy.sub_(y0))
     first = (y0.long() + before) * wp + (x0.long() + before)
     first = base.view(-1, *([1] * (grid.ndim - 2))) + first * stride
     offsets = torch.tensor([0, 1, wp, wp + 1], device=grid.device) * stride
     return first.reshape(-1, 1) + offsets, weights
+
+
+def _taps_masked(grid: Tensor, base: Tensor, stride: int, h: int, w: int) -> tuple[Tensor, Tensor]:
+    """:func:`bilinear_taps` into an unpadded table: corners outside the plane get weight 0 and a clamped row."""
+    ix, iy = _unnormalised(grid, h, w)
+    x0, y0 = ix.floor(), iy.floor()
+    weights = _bilinear_weights(ix - x0, iy - y0)
+    x0, y0 = x0.long(), y0.long()
+    inside_x = torch.stack([(x0 >= 0) & (x0 < w), (x0 >= -1) & (x0 < w - 1)], dim=-1)
+    inside_y = torch.stack([(y0 >= 0) & (y0 < h), (y0 >= -1) & (y0 < h - 1)], dim=-1)
+    inside = (inside_y.unsqueeze(-1) & inside_x.unsqueeze(-2)).reshape(-1, 4)  # nw, ne, sw, se
+    xs = torch.stack([x0, x0 + 1], dim=-1).clamp_(0, w - 1)
+    ys = torch.stack([y0, y0 + 1], dim=-1).clamp_(0, h - 1)
+    texel = (ys.unsqueeze(-1) * w + xs.unsqueeze(-2)).reshape(*grid.shape[:-1], 4)
+    rows = base.view(-1, *([1] * (grid.ndim - 1))) + texel * stride
+    return rows.reshape(-1, 4), weights.mul_(inside)
+
+
+def bilinear_taps(grid: Tensor, base: Tensor, stride: int, h: int, w: int,
+                  padded: bool) -> tuple[Tensor, Tensor]:
+    """The 4 texels of each grid point as rows into a texel table, and their bilinear weights.
+
+    ``grid (B, Ho, Wo, 2)`` -> ``rows (B*Ho*Wo, 4)`` (int64) and ``weights (B*Ho*Wo, 4)``, corners in
+    ``grid_sample``'s order (nw, ne, sw, se); texel ``(y, x)`` of plane ``b`` is row ``base[b] + (y * W + x) *
+    stride`` with ``W`` the table's row width (``w``, or ``w + 3`` when ``padded``, see :data:`TABLE_PAD`).
+    ``align_corners=False`` unnormalisation; texels outside the plane contribute zero.
+    """
+    return (_taps_padded if padded else _taps_masked)(grid, base, stride, h, w)
+
+
+def prefer_padded_table(texels_per_plane: int, points_per_lookup: int) -> bool:
+    """Whether a :class:`TexelTable` for lookups of ``points_per_lookup`` points per plane should be padded.
+
+    Padding copies the whole table once per render; masking costs about 30 elementwise operations per point of
+    every lookup. Measured on a 2-core CPU, a render's padding costs as much as masking about half as many points
+    per lookup as the plane has texels: EG3D's ffhq512-128 passes (786,432 points on 256x256 planes) take the
+    padded table, the tiny generator's (8,192 points) the masked one.
+
+    Example:
+        >>> prefer_padded_table(256 * 256, 128 * 128 * 48), prefer_padded_table(256 * 256, 32 * 32 * 8)
+        (True, False)
+    """
+    return 2 * points_per_lookup >= texels_per_plane
 
 
 class _TexelRows(torch.autograd.Function):
@@ -278,34 +325,46 @@ class _TexelRows(torch.autograd.Function):
 class TexelTable:
     """Tri-planes as one table of texel rows, built once per render and shared by all its lookups.
 
-    From ``(N, 3, C, H, W)``, each plane padded with zero texels (:data:`TABLE_PAD`) to ``(Hp, Wp)``: the
-    ``3*C`` features of a texel become one row, seen as 3 rows of ``C`` (padded texel ``t`` of plane ``p`` of
-    image ``n`` is row ``(n*Hp*Wp + t)*3 + p``). Planes expanded over the batch (one set of planes at many
-    cameras) are converted once. ``planes`` stays for lookups whose grid needs a gradient (``F.grid_sample``).
+    From ``(N, 3, C, H, W)``, each plane optionally padded with zero texels (:data:`TABLE_PAD`) to ``(Hp, Wp)``
+    (see :func:`prefer_padded_table`): the ``3*C`` features of a texel become one row, seen as 3 rows of ``C``
+    (texel ``t`` of plane ``p`` of image ``n`` is row ``(n*Hp*Wp + t)*3 + p``). Planes expanded over the batch
+    (one set of planes at many cameras) are converted once. ``planes`` stays for lookups whose grid needs a
+    gradient (``F.grid_sample``).
 
     Example:
         >>> planes = torch.arange(24.0).view(1, 3, 2, 2, 2)  # (N, 3, C=2, H=2, W=2)
         >>> table = TexelTable(planes)
         >>> table.table.shape  # (1 + 2 + 2) x (1 + 2 + 2) padded texels x 3 planes, C = 2
         torch.Size([75, 2])
-        >>> first = (1 * 5 + 1) * 3  # texel (0, 0) of the unpadded planes
+        >>> first = (1 * 5 + 1) * 3  # texel (0, 0) of the planes
         >>> table.table[first:first + 3].tolist()  # planes 0, 1, 2
+        [[0.0, 4.0], [8.0, 12.0], [16.0, 20.0]]
+        >>> TexelTable(planes, padded=False).table[:3].tolist()  # unpadded: texel (0, 0) comes first
         [[0.0, 4.0], [8.0, 12.0], [16.0, 20.0]]
     """
 
-    def __init__(self, planes: Tensor) -> None:
+    def __init__(self, planes: Tensor, padded: bool = True) -> None:
         n, n_planes, c, h, w = planes.shape
         shared = n > 1 and planes.stride(0) == 0
         source = planes[:1] if shared else planes
-        before, after = TABLE_PAD
-        padded = F.pad(source.reshape(source.shape[0], n_planes * c, h, w), (before, after, before, after))
+        before, after = TABLE_PAD if padded else (0, 0)
+        source = source.reshape(source.shape[0], n_planes * c, h, w)
+        if padded:
+            source = F.pad(source, (before, after, before, after))
         texels = (h + before + after) * (w + before + after)
         self._planes = planes
         self.size = (h, w)
+        self.padded = padded
         self.stride = n_planes
-        self.table = _TexelRows.apply(padded.reshape(source.shape[0], n_planes * c, texels)).view(-1, c)
+        self.table = _TexelRows.apply(source.reshape(source.shape[0], n_planes * c, texels)).view(-1, c)
         image = torch.zeros(n, dtype=torch.long) if shared else torch.arange(n)
         self.base = ((image * (texels * n_planes))[:, None] + torch.arange(n_planes)).flatten().to(planes.device)
+
+    @classmethod
+    def for_lookups(cls, planes: Tensor, points: int) -> TexelTable:
+        """The table of ``planes (N, 3, C, H, W)`` for lookups of ``points`` points per plane, padded when
+        :func:`prefer_padded_table` says so."""
+        return cls(planes, padded=prefer_padded_table(planes.shape[-2] * planes.shape[-1], points))
 
     @property
     def planes(self) -> Tensor:
@@ -320,14 +379,15 @@ class _PlaneSample(torch.autograd.Function):
     Same arithmetic as ``F.grid_sample(mode="bilinear", padding_mode="zeros", align_corners=False)``
     (four weighted texels, in its order). PyTorch's CPU ``grid_sample`` walks the channel-first layout point by
     point, a stride of H*W floats between channels; one fused gather of contiguous channel rows took a third of
-    its time on EG3D's coarse pass (``benchmarks/perf/versus_official.py``). The gradient is four ``index_add_``
-    of the weighted output gradient (faster than ``embedding_bag``'s own backward at EG3D's sizes).
+    its time on EG3D's coarse pass (``benchmarks/perf/versus_official.py``). The gradient is an ``index_add_`` of
+    the weighted output gradient per plane and corner (faster than ``embedding_bag``'s own backward at EG3D's
+    sizes).
     """
 
     @staticmethod
     def forward(ctx: Any, table: Tensor, grid: Tensor, base: Tensor, stride: int,  # type: ignore[override]
-                h: int, w: int) -> Tensor:
-        rows, weights = _bilinear_taps(grid, base, stride, h, w)
+                h: int, w: int, padded: bool) -> Tensor:
+        rows, weights = bilinear_taps(grid, base, stride, h, w, padded)
         weights = weights.to(table.dtype)
         out = F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum")
         ctx.save_for_backward(rows, weights)
@@ -337,11 +397,19 @@ class _PlaneSample(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         rows, weights = ctx.saved_tensors
-        g = grad.permute(0, 2, 3, 1).reshape(-1, ctx.table_shape[1])  # (B*Ho*Wo, C)
+        n_planes, c = grad.shape[0], ctx.table_shape[1]
+        rows, weights = rows.view(n_planes, -1, 4), weights.view(n_planes, -1, 4).to(grad.dtype)
         out = torch.zeros(ctx.table_shape, device=grad.device, dtype=grad.dtype)
-        for k in range(rows.shape[1]):
-            out.index_add_(0, rows[:, k], g * weights[:, k:k + 1].to(g.dtype))
-        return out, None, None, None, None, None
+        # Plane by plane, into one reused buffer: the incoming gradient is often a broadcast over the planes (the
+        # decoder averages them), which a (B*Ho*Wo, C) view of all planes would copy, and a fresh 300 MB product per
+        # corner costs more in page faults than in arithmetic (EG3D's coarse pass: 0.6 s instead of 0.9 s).
+        scaled = None
+        for b in range(n_planes):
+            g = grad[b].permute(1, 2, 0).reshape(-1, c)  # (Ho*Wo, C)
+            scaled = torch.empty_like(g) if scaled is None else scaled
+            for k in range(4):
+                out.index_add_(0, rows[b, :, k], torch.mul(g, weights[b, :, k, None], out=scaled))
+        return out, None, None, None, None, None, None
 
 
 def plane_grid_sample(planes: Tensor | TexelTable, grid: Tensor) -> Tensor:
@@ -361,6 +429,7 @@ def plane_grid_sample(planes: Tensor | TexelTable, grid: Tensor) -> Tensor:
     if grid.requires_grad:
         source = planes.planes if isinstance(planes, TexelTable) else planes
         return F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    texels = planes if isinstance(planes, TexelTable) else TexelTable(planes[:, None])
-    h, w = texels.size
-    return _PlaneSample.apply(texels.table, grid, texels.base, texels.stride, h, w)
+    if not isinstance(planes, TexelTable):
+        planes = TexelTable.for_lookups(planes[:, None], grid.shape[1] * grid.shape[2])
+    h, w = planes.size
+    return _PlaneSample.apply(planes.table, grid, planes.base, planes.stride, h, w, planes.padded)

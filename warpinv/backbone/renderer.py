@@ -71,7 +71,7 @@ def sample_from_planes(planes: Tensor, coordinates: Tensor, box_warp: float,
     n, n_planes, c, h, w = planes.shape
     m = coordinates.shape[1]
     grid = project_onto_planes((2.0 / box_warp) * coordinates, plane_axes).reshape(n * n_planes, 1, m, 2)
-    out = plane_grid_sample(texels or TexelTable(planes), grid.float())
+    out = plane_grid_sample(texels or TexelTable.for_lookups(planes, m), grid.float())
     return out.reshape(n, n_planes, c, m).transpose(2, 3)
 
 
@@ -358,7 +358,7 @@ class ImportanceRenderer(nn.Module):
 
         def field(coordinates: Tensor, directions: Tensor) -> dict[str, Tensor]:
             if not shared:
-                shared.append(TexelTable(planes))
+                shared.append(TexelTable.for_lookups(planes, coordinates.shape[1]))
             return run_model(planes, decoder, coordinates, directions, options, texels=shared[0],
                              feature_hook=feature_hook, plane_axes=self.plane_axes)
 

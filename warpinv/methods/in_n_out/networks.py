@@ -120,7 +120,8 @@ class OODField(nn.Module):
         def evaluate(coordinates: Tensor, directions: Tensor) -> dict[str, Tensor]:
             del directions  # the decoder ignores view directions, as the released one
             if not shared:
-                shared.append(TexelTable(self.triplanes.expand(coordinates.shape[0], -1, -1, -1, -1)))
+                planes = self.triplanes.expand(coordinates.shape[0], -1, -1, -1, -1)
+                shared.append(TexelTable.for_lookups(planes, coordinates.shape[1]))
             return self.evaluate(coordinates, phi, options, texels=shared[0])
 
         return evaluate
