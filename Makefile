@@ -8,8 +8,8 @@ STAMP  := $(VENV)/.stamp-install
 SUITE  ?= default default_ood
 ARGS   ?=
 
-.PHONY: test test-fast lint bench bench-results train-tiny perf perf-hfgi3d perf-in-n-out perf-e3dge quirks-in-n-out \
-	clean-venv help
+.PHONY: test test-fast lint bench bench-results train-tiny perf perf-official perf-hfgi3d perf-in-n-out perf-e3dge \
+	quirks-in-n-out clean-venv help
 
 help:
 	@echo "make test            run the test suite and the doctests of warpinv/ (creates .venv on first use)"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench-results   copy runs/bench/<suite>'s tables and grids into benchmarks/results/<suite> for each suite of SUITE"
 	@echo "make train-tiny      retrain the encoders of the tiny generator (E3DGE, WarpGAN) -> checkpoints/*_tiny.safetensors (CPU)"
 	@echo "make perf            backbone performance benchmark -> benchmarks/results/perf_backbone.json"
+	@echo "make perf-official   ours vs the official EG3D side by side (OFFICIAL=path/to/eg3d) -> benchmarks/results/perf_versus_official.*"
 	@echo "make perf-hfgi3d     HFGI3D per-image cost -> benchmarks/results/perf_hfgi3d.json (ARGS='--views 2' on a CPU)"
 	@echo "make perf-in-n-out   In-N-Out per-step and per-image cost -> benchmarks/results/perf_in_n_out.json"
 	@echo "make perf-e3dge      encoder images/second vs the optimisation methods -> benchmarks/results/perf_e3dge.json"
@@ -60,6 +61,12 @@ train-tiny: $(STAMP)
 
 perf: $(STAMP)
 	$(PY) benchmarks/perf/backbone.py $(ARGS)
+
+# Our generator and the official EG3D code side by side (same weights, interleaved calls); needs a checkout of
+# NVlabs/eg3d (git clone https://github.com/NVlabs/eg3d ../eg3d). The README's speed figures come from its result.
+OFFICIAL ?= ../eg3d
+perf-official: $(STAMP)
+	$(PY) benchmarks/perf/versus_official.py --official $(OFFICIAL) $(ARGS)
 
 # HFGI3D's per-image cost: pseudo views (measured) and the stages (per-step costs, extrapolated).
 perf-hfgi3d: $(STAMP)

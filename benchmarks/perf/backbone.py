@@ -8,29 +8,27 @@ device, thread count, torch version and git commit.
     python benchmarks/perf/backbone.py                  # everything (several minutes on 2 CPU cores)
     python benchmarks/perf/backbone.py --configs tiny --batches 1 --out runs/perf.json
 
-Reference (``../shared/reference/eg3d.md`` (g)): the official code takes about 7 s for one
-ffhq512-128 forward on 2 CPU cores (renderer 3.4 s, SR 3.2 s, backbone 0.75 s, batch 1).
+The official code is timed beside ours, same weights and same process, by ``versus_official.py``; every
+comparison with it comes from there.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a file: its sibling module
+from perf_common import ROOT, machine_environment, peak_memory_mb, timed_once  # noqa: E402
+
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "perf_backbone.json"
-OFFICIAL_CPU_FORWARD_S = {"ffhq512-128": {"total": 7.0, "renderer": 3.4, "superresolution": 3.2, "backbone": 0.75}}
 
 
 def frontal_label(n: int, device: torch.device) -> torch.Tensor:
@@ -44,23 +42,9 @@ def timed(fn: Callable[[], Any], repeats: int, device: torch.device) -> tuple[li
     result = fn()
     times = []
     for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        result = fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
+        seconds, result = timed_once(fn, device)
+        times.append(seconds)
     return times, result
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def measure(config: str, batch: int, repeats: int, device: torch.device, backward: bool) -> dict[str, Any]:
@@ -119,25 +103,9 @@ def run_child(args: argparse.Namespace, config: str, batch: int) -> dict[str, An
 
 
 def environment(device: str) -> dict[str, Any]:
-    from warpinv.bench.provenance import cpu_name
-
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    info = {
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": cpu_name(),
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "device": device,
-        "git_commit": commit or None,
-        "weights": "random (speed and memory do not depend on weight values)",
-        "memory": "CPU: process peak RSS (ru_maxrss) incl. the model; CUDA: torch max_memory_allocated",
-    }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+    return machine_environment(device, weights="random (speed and memory do not depend on weight values)",
+                               memory="CPU: process peak RSS (ru_maxrss) incl. the model; CUDA: torch "
+                                      "max_memory_allocated")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,7 +134,6 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
             print(_summary(row), flush=True)
     result = {"benchmark": "backbone", "environment": environment(args.device),
-              "official_cpu_reference_s": OFFICIAL_CPU_FORWARD_S,
               "results": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")

@@ -61,6 +61,7 @@ from perf_common import (  # noqa: E402
     build_generator,
     figure,
     load_average,
+    machine_environment,
     median_figure,
     peak_memory_mb,
     seconds_text,
@@ -365,18 +366,11 @@ def measure_suite(args: argparse.Namespace, device: torch.device) -> dict[str, A
 
 
 def environment(device: str) -> dict[str, Any]:
-    from warpinv.bench.provenance import cpu_name
+    return machine_environment(
+        device, platform=platform.platform(),
+        memory="CUDA: torch max_memory_allocated" if device.startswith("cuda") else
+               "CPU: process peak RSS (ru_maxrss); the suite's is cumulative over its methods")
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    info = {"platform": platform.platform(), "torch": torch.__version__, "python": platform.python_version(),
-            "machine": platform.machine(), "processor": cpu_name(), "threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(), "device": device, "git_commit": commit or None,
-            "memory": "CUDA: torch max_memory_allocated" if device.startswith("cuda") else
-                      "CPU: process peak RSS (ru_maxrss); the suite's is cumulative over its methods"}
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

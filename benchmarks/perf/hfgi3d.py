@@ -45,7 +45,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -64,6 +63,7 @@ from perf_common import (  # noqa: E402
     build_generator,
     figure,
     load_average,
+    machine_environment,
     peak_memory_mb,
     seconds_text,
     step_figure,
@@ -305,21 +305,11 @@ def run_group(args: argparse.Namespace, kind: str, name: str, mode: str = "") ->
 
 
 def environment(device: str) -> dict[str, Any]:
-    from warpinv.bench.provenance import cpu_name
+    return machine_environment(
+        device, weights="random generator weights (speed and memory do not depend on weight values)",
+        lpips=LPIPS_NOTE,
+        memory="CPU: process peak RSS (ru_maxrss) per measurement group; CUDA: torch max_memory_allocated")
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    info = {
-        "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-        "processor": cpu_name(), "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-        "device": device, "git_commit": commit or None,
-        "weights": "random generator weights (speed and memory do not depend on weight values)",
-        "lpips": LPIPS_NOTE,
-        "memory": "CPU: process peak RSS (ru_maxrss) per measurement group; CUDA: torch max_memory_allocated",
-    }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -45,7 +45,6 @@ import dataclasses
 import json
 import logging
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -62,6 +61,7 @@ from perf_common import (  # noqa: E402
     build_generator,
     figure,
     load_average,
+    machine_environment,
     median_figure,
     peak_memory_mb,
     seconds_text,
@@ -396,25 +396,14 @@ def suite_rows(args: argparse.Namespace, budget: dict[str, Any]) -> list[dict[st
 
 
 def environment(device: str, in_process: bool) -> dict[str, Any]:
-    from warpinv.bench.provenance import cpu_name
-
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
     memory = ("CPU: process peak RSS (ru_maxrss), one process per generator and settings; peak_mb_after of a stage "
               "is the peak so far in that process (stages run in the order W+, SR, OOD frozen, OOD refined, random "
               "start; the LPIPS trunks the settings need are built first)" if not in_process else
               "CPU: peak RSS of the one process that measured everything (cumulative)")
-    info = {
-        "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
-        "processor": cpu_name(), "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-        "device": device, "git_commit": commit or None,
-        "weights": "random generator weights (speed and memory do not depend on weight values)",
-        "lpips": LPIPS_NOTE,
-        "memory": memory if device.startswith("cpu") else "CUDA: torch max_memory_allocated",
-    }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
+    return machine_environment(
+        device, weights="random generator weights (speed and memory do not depend on weight values)",
+        lpips=LPIPS_NOTE, memory=memory if device.startswith("cpu") else "CUDA: torch max_memory_allocated")
+
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -105,7 +105,8 @@ def test_composite_rendering_blend_extremes(G: EG3DGenerator) -> None:
 
 
 def test_feature_hook_edits_the_features_the_decoder_reads(G: EG3DGenerator) -> None:
-    """An identity hook renders exactly the plain render; the decoder reads what a hook returns."""
+    """An identity hook renders the plain render (to float rounding: without a hook the decoder reads the fused
+    plane mean); the decoder reads what a hook returns."""
     ws = G.mapping(torch.randn(1, 512, generator=torch.Generator().manual_seed(6)), frontal_label())
     c = frontal_label()
     seen: list[tuple[int, ...]] = []
@@ -125,7 +126,8 @@ def test_feature_hook_edits_the_features_the_decoder_reads(G: EG3DGenerator) -> 
         points = torch.rand(1, 50, 3, generator=torch.Generator().manual_seed(7)) - 0.5
         hooked = run_model(planes, G.decoder, points, points, G.rendering_kwargs, feature_hook=shift)
         direct = G.decoder(sample_from_planes(planes, points, G.rendering_kwargs["box_warp"]) + 0.3, points)
-    assert torch.equal(same["image"], plain["image"]) and torch.equal(same["image_depth"], plain["image_depth"])
+    torch.testing.assert_close(same["image"], plain["image"], rtol=0, atol=1e-5)
+    torch.testing.assert_close(same["image_depth"], plain["image_depth"], rtol=0, atol=1e-5)
     # coarse and fine pass: (N, P, 3) points and (N, 3, P, C) features
     assert len(seen) == 2 and all(cs[0] == 1 and cs[2] == 3 and fs[:3] == (1, 3, cs[1]) for cs, fs in seen)
     assert torch.equal(hooked["rgb"], direct["rgb"]) and torch.equal(hooked["sigma"], direct["sigma"])

@@ -205,3 +205,31 @@ def test_plane_grid_sample_far_outside_and_nan_points_match_grid_sample(padded: 
     ref = F.grid_sample(planes, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-6, equal_nan=True)
     assert ours[:, :, 0, [0, 3]].isnan().all() and (ours[:, :, 0, [1, 5]] == 0).all()
+
+
+@pytest.mark.parametrize("padded", [True, False])
+@pytest.mark.parametrize("expanded", [False, True])
+def test_fused_plane_mean_equals_per_plane_lookup_then_mean(expanded: bool, padded: bool) -> None:
+    """``sample_plane_mean`` (one bag of 12 texels per point) against ``sample_from_planes`` + ``mean_over_planes``:
+    values and plane gradients, 2 images, planes also expanded over the batch, both table layouts."""
+    from warpinv.backbone.ops import TexelTable
+    from warpinv.backbone.renderer import mean_over_planes, sample_from_planes, sample_plane_mean
+
+    g = torch.Generator().manual_seed(11)
+    base = torch.randn(1 if expanded else 2, 3, 5, 9, 11, generator=g)
+    coords = torch.rand(2, 400, 3, generator=g) * 2.4 - 1.2  # some points outside the box
+    grad_out = torch.randn(2, 400, 5, generator=g)
+    fused_in, ref_in = base.clone().requires_grad_(True), base.clone().requires_grad_(True)
+    fused_planes = fused_in.expand(2, -1, -1, -1, -1) if expanded else fused_in
+    ref_planes = ref_in.expand(2, -1, -1, -1, -1) if expanded else ref_in
+    fused = sample_plane_mean(fused_planes, coords, 2.0, TexelTable(fused_planes, padded=padded))
+    ref = mean_over_planes(sample_from_planes(ref_planes, coords, 2.0, TexelTable(ref_planes, padded=padded)))
+    assert fused.shape == (2, 400, 5)
+    torch.testing.assert_close(fused, ref, rtol=0, atol=2e-6)
+    fused.backward(grad_out)
+    ref.backward(grad_out)
+    torch.testing.assert_close(fused_in.grad, ref_in.grad, rtol=0, atol=2e-6)
+    # coordinates that need a gradient take the grid_sample path and get theirs
+    moving = coords.clone().requires_grad_(True)
+    sample_plane_mean(base.expand(2, -1, -1, -1, -1), moving, 2.0).sum().backward()
+    assert moving.grad is not None and moving.grad.abs().sum() > 0

@@ -31,6 +31,7 @@ from warpinv.backbone.renderer import (
     march,
     march_composite,
     sample_from_planes,
+    sample_plane_mean,
 )
 from warpinv.backbone.superresolution import SuperResolution
 
@@ -57,4 +58,5 @@ __all__ = [
     "march",
     "march_composite",
     "sample_from_planes",
+    "sample_plane_mean",
 ]

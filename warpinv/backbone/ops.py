@@ -256,7 +256,7 @@ def _taps_padded(grid: Tensor, base: Tensor, stride: int, h: int, w: int) -> tup
     x0, y0 = ix.floor().nan_to_num_(-1.0), iy.floor().nan_to_num_(-1.0)
     weights = _bilinear_weights(ix.sub_(x0), iy.sub_(y0))
     first = (y0.long() + before) * wp + (x0.long() + before)
-    first = base.view(-1, *([1] * (grid.ndim - 2))) + first * stride
+    first = base + first * stride
     offsets = torch.tensor([0, 1, wp, wp + 1], device=grid.device) * stride
     return first.reshape(-1, 1) + offsets, weights
 
@@ -273,7 +273,7 @@ def _taps_masked(grid: Tensor, base: Tensor, stride: int, h: int, w: int) -> tup
     xs = torch.stack([x0, x0 + 1], dim=-1).clamp_(0, w - 1)
     ys = torch.stack([y0, y0 + 1], dim=-1).clamp_(0, h - 1)
     texel = (ys.unsqueeze(-1) * w + xs.unsqueeze(-2)).reshape(*grid.shape[:-1], 4)
-    rows = base.view(-1, *([1] * (grid.ndim - 1))) + texel * stride
+    rows = base.unsqueeze(-1) + texel * stride
     return rows.reshape(-1, 4), weights.mul_(inside)
 
 
@@ -281,10 +281,11 @@ def bilinear_taps(grid: Tensor, base: Tensor, stride: int, h: int, w: int,
                   padded: bool) -> tuple[Tensor, Tensor]:
     """The 4 texels of each grid point as rows into a texel table, and their bilinear weights.
 
-    ``grid (B, Ho, Wo, 2)`` -> ``rows (B*Ho*Wo, 4)`` (int64) and ``weights (B*Ho*Wo, 4)``, corners in
-    ``grid_sample``'s order (nw, ne, sw, se); texel ``(y, x)`` of plane ``b`` is row ``base[b] + (y * W + x) *
-    stride`` with ``W`` the table's row width (``w``, or ``w + 3`` when ``padded``, see :data:`TABLE_PAD`).
-    ``align_corners=False`` unnormalisation; texels outside the plane contribute zero.
+    ``grid (..., 2)`` -> ``rows (numel, 4)`` (int64) and ``weights (numel, 4)``, corners in ``grid_sample``'s
+    order (nw, ne, sw, se); texel ``(y, x)`` of a point's plane is row ``base + (y * W + x) * stride`` with
+    ``base`` broadcast against ``grid.shape[:-1]`` and ``W`` the table's row width (``w``, or ``w + 3`` when
+    ``padded``, see :data:`TABLE_PAD`). ``align_corners=False`` unnormalisation; texels outside the plane
+    contribute zero.
     """
     return (_taps_padded if padded else _taps_masked)(grid, base, stride, h, w)
 
@@ -387,7 +388,7 @@ class _PlaneSample(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, table: Tensor, grid: Tensor, base: Tensor, stride: int,  # type: ignore[override]
                 h: int, w: int, padded: bool) -> Tensor:
-        rows, weights = bilinear_taps(grid, base, stride, h, w, padded)
+        rows, weights = bilinear_taps(grid, base.view(-1, 1, 1), stride, h, w, padded)
         weights = weights.to(table.dtype)
         out = F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum")
         ctx.save_for_backward(rows, weights)
@@ -433,3 +434,47 @@ def plane_grid_sample(planes: Tensor | TexelTable, grid: Tensor) -> Tensor:
         planes = TexelTable.for_lookups(planes[:, None], grid.shape[1] * grid.shape[2])
     h, w = planes.size
     return _PlaneSample.apply(planes.table, grid, planes.base, planes.stride, h, w, planes.padded)
+
+
+class _PlaneMeanSample(torch.autograd.Function):
+    """The mean over the planes of their bilinear lookups as one weighted bag of 4 texels per plane."""
+
+    @staticmethod
+    def forward(ctx: Any, table: Tensor, grid: Tensor, base: Tensor, stride: int,  # type: ignore[override]
+                h: int, w: int, padded: bool) -> Tensor:
+        n, m, n_planes, _ = grid.shape
+        rows, weights = bilinear_taps(grid, base.view(n, 1, n_planes), stride, h, w, padded)
+        rows, weights = rows.view(n * m, 4 * n_planes), weights.to(table.dtype).div_(n_planes).view(n * m, -1)
+        ctx.save_for_backward(rows, weights)
+        ctx.table_shape = table.shape
+        return F.embedding_bag(rows, table, per_sample_weights=weights, mode="sum").view(n, m, table.shape[1])
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        rows, weights = ctx.saved_tensors
+        g = grad.reshape(-1, ctx.table_shape[1])
+        out = torch.zeros(ctx.table_shape, device=grad.device, dtype=grad.dtype)
+        scaled = torch.empty_like(g)  # one buffer for all taps (see _PlaneSample.backward)
+        for k in range(rows.shape[1]):
+            out.index_add_(0, rows[:, k], torch.mul(g, weights[:, k, None].to(g.dtype), out=scaled))
+        return out, None, None, None, None, None, None
+
+
+def plane_mean_sample(texels: TexelTable, grid: Tensor) -> Tensor:
+    """The mean over the tri-planes of their bilinear lookups, in one pass: ``grid (N, M, 3, 2)`` in ``[-1, 1]``
+    (point ``m`` of image ``n`` on each plane) -> ``(N, M, C)``.
+
+    Equals ``plane_grid_sample`` per plane followed by the mean over the planes (EG3D's decoder input), to float
+    rounding, without the ``(N, 3, M, C)`` per-plane features: on EG3D's passes at 128 px that tensor is 300 MB
+    written and read again. The planes get their gradient; the grid must not need one (``plane_grid_sample``
+    takes that path).
+
+    Example:
+        >>> planes = torch.arange(24.0).view(1, 3, 2, 2, 2)  # (N, 3, C=2, H=2, W=2)
+        >>> plane_mean_sample(TexelTable(planes), torch.zeros(1, 1, 3, 2))  # the centre of every plane
+        tensor([[[ 9.5000, 13.5000]]])
+    """
+    if grid.requires_grad:
+        raise ValueError("plane_mean_sample gives the planes their gradient, not the grid; use plane_grid_sample")
+    h, w = texels.size
+    return _PlaneMeanSample.apply(texels.table, grid, texels.base, texels.stride, h, w, texels.padded)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from warpinv.backbone.ops import TexelTable, plane_grid_sample
+from warpinv.backbone.ops import TexelTable, plane_grid_sample, plane_mean_sample
 from warpinv.backbone.stylegan2 import FullyConnectedLayer
 
 #: For each plane, which point coordinates become the grid's (u, v) = (width, height) axes.
@@ -75,6 +75,20 @@ def sample_from_planes(planes: Tensor, coordinates: Tensor, box_warp: float,
     return out.reshape(n, n_planes, c, m).transpose(2, 3)
 
 
+def sample_plane_mean(planes: Tensor, coordinates: Tensor, box_warp: float, texels: TexelTable | None = None,
+                      plane_axes: PlaneAxes = PLANE_AXES) -> Tensor:
+    """``mean_over_planes(sample_from_planes(...))`` in one lookup: ``(N, 3, C, H, W)``, ``(N, M, 3)`` ->
+    ``(N, M, C)`` (equal to float rounding; EG3D's decoder input without the per-plane features).
+
+    Coordinates that need a gradient take the two-step path (``grid_sample`` gives them theirs).
+    """
+    m = coordinates.shape[1]
+    if coordinates.requires_grad:
+        return mean_over_planes(sample_from_planes(planes, coordinates, box_warp, texels, plane_axes))
+    grid = torch.stack([coordinates[..., list(axes)] for axes in plane_axes], dim=2) * (2.0 / box_warp)
+    return plane_mean_sample(texels or TexelTable.for_lookups(planes, m), grid.float())
+
+
 def mean_over_planes(features: Tensor) -> Tensor:
     """``(N, 3, M, C)`` -> ``(N, M, C)``, reducing in the features' memory order.
 
@@ -106,7 +120,10 @@ class OSGDecoder(nn.Module):
     def forward(self, sampled_features: Tensor, ray_directions: Tensor | None = None) -> dict[str, Tensor]:
         """``sampled_features``: ``(N, 3, M, C)`` -> ``rgb (N, M, out)``, ``sigma (N, M, 1)``."""
         del ray_directions
-        x = mean_over_planes(sampled_features)
+        return self.decode_mean(mean_over_planes(sampled_features))
+
+    def decode_mean(self, x: Tensor) -> dict[str, Tensor]:
+        """The decoder after the plane mean: ``(N, M, C)`` -> ``rgb (N, M, out)``, ``sigma (N, M, 1)``."""
         n, m, c = x.shape
         x = self.net(x.reshape(n * m, c)).reshape(n, m, -1)
         # MipNeRF's widened sigmoid, so 0 and 1 are reachable.
@@ -453,12 +470,16 @@ def run_model(planes: Tensor, decoder: nn.Module, coordinates: Tensor, direction
     """Decode tri-plane features at points: ``(N, P, 3)`` -> ``rgb (N, P, C)``, ``sigma (N, P, 1)``.
 
     ``feature_hook`` (see :data:`FeatureHook`) edits the sampled features before the decoder;
-    ``plane_axes`` as in :func:`project_onto_planes`.
+    ``plane_axes`` as in :func:`project_onto_planes`. Without a hook, EG3D's :class:`OSGDecoder` reads the plane
+    mean of one fused lookup (:func:`sample_plane_mean`).
     """
-    features = sample_from_planes(planes, coordinates, options["box_warp"], texels, plane_axes)
-    if feature_hook is not None:
-        features = feature_hook(coordinates, features)
-    out = decoder(features, directions)
+    if feature_hook is None and isinstance(decoder, OSGDecoder):
+        out = decoder.decode_mean(sample_plane_mean(planes, coordinates, options["box_warp"], texels, plane_axes))
+    else:
+        features = sample_from_planes(planes, coordinates, options["box_warp"], texels, plane_axes)
+        if feature_hook is not None:
+            features = feature_hook(coordinates, features)
+        out = decoder(features, directions)
     noise = options.get("density_noise", 0)
     if noise > 0:
         out["sigma"] = out["sigma"] + torch.randn_like(out["sigma"]) * noise

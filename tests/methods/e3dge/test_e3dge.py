@@ -60,7 +60,8 @@ def test_an_untrained_encoder_inverts_to_w_avg_without_local_detail(G, proxy) ->
     assert local is not None and torch.count_nonzero(local.features) == 0
 
 
-def test_zero_local_features_render_exactly_the_global_only_render(G, proxy) -> None:
+def test_zero_local_features_render_the_global_only_render(G, proxy) -> None:
+    """To float rounding: the hooked render reads the per-plane features, the plain one the fused plane mean."""
     method = small(G).eval()
     randomize_outputs(method)
     with torch.no_grad():
@@ -71,7 +72,7 @@ def test_zero_local_features_render_exactly_the_global_only_render(G, proxy) -> 
         ours = method.renderer(inv)(cams)
         plain = LatentRenderer(G, Inversion("p0", "e3dge", inv.ws, inv.camera))(cams)
     for key in ("image", "image_raw", "image_depth"):
-        assert torch.equal(ours[key], plain[key]), key
+        torch.testing.assert_close(ours[key], plain[key], rtol=0, atol=1e-5, msg=key)
 
 
 def test_local_features_change_the_render_only_where_the_input_view_sees(G, proxy) -> None:

@@ -131,14 +131,19 @@ def test_generator_with_symmetric_planes_gives_zero(G: EG3DGenerator, ws: Tensor
 
 
 @pytest.mark.parametrize("grid_size", [4, 7])
-def test_grid_size_sets_the_points_decoded(G: EG3DGenerator, planes: Tensor, grid_size: int) -> None:
+def test_grid_size_sets_the_points_decoded(G: EG3DGenerator, planes: Tensor, grid_size: int,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     counts: list[int] = []
-    hook = G.decoder.register_forward_hook(lambda module, args, out: counts.append(out["sigma"].shape[1]))
-    try:
-        with torch.no_grad():
-            loss_of(planes, G, grid_size=grid_size)
-    finally:
-        hook.remove()
+    decode = G.decoder.decode_mean  # what the renderer's run_model calls (after the fused plane mean)
+
+    def counting(x: Tensor) -> dict[str, Tensor]:
+        out = decode(x)
+        counts.append(out["sigma"].shape[1])
+        return out
+
+    monkeypatch.setattr(G.decoder, "decode_mean", counting)
+    with torch.no_grad():
+        loss_of(planes, G, grid_size=grid_size)
     assert counts == [grid_size**3, grid_size**3]
 
 
