@@ -293,10 +293,12 @@ def bilinear_taps(grid: Tensor, base: Tensor, stride: int, h: int, w: int,
 def prefer_padded_table(texels_per_plane: int, points_per_lookup: int) -> bool:
     """Whether a :class:`TexelTable` for lookups of ``points_per_lookup`` points per plane should be padded.
 
-    Padding copies the whole table once per render; masking costs about 30 elementwise operations per point of
-    every lookup. Measured on a 2-core CPU, a render's padding costs as much as masking about half as many points
-    per lookup as the plane has texels: EG3D's ffhq512-128 passes (786,432 points on 256x256 planes) take the
-    padded table, the tiny generator's (8,192 points) the masked one.
+    Padding copies the whole table once per render (on a 2-core CPU 6.5 ms forward and 2.3 ms backward for EG3D's
+    96 x 256 x 256 planes); masking adds about 20 elementwise operations on the taps of every point of every
+    lookup. The threshold (padding from half as many points per lookup as the plane has texels) is an estimate from
+    those costs: EG3D's ffhq512-128 passes (786,432 points on 256x256 planes) take the padded table, the tiny
+    generator's (8,192 points) the masked one. With the padded table everywhere, tiny's forward was 3-8 % slower
+    than before the embedding-bag lookup; with the masked one it is faster (``benchmarks/perf/plane_lookup_ab.py``).
 
     Example:
         >>> prefer_padded_table(256 * 256, 128 * 128 * 48), prefer_padded_table(256 * 256, 32 * 32 * 8)
