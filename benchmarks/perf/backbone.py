@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +24,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a file: its sibling module
-from perf_common import ROOT, machine_environment, peak_memory_mb, timed_once  # noqa: E402
+from perf_common import ROOT, machine_environment, peak_memory_mb, run_json_child, timed_once  # noqa: E402
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "perf_backbone.json"
 
@@ -92,14 +90,9 @@ def measure(config: str, batch: int, repeats: int, device: torch.device, backwar
 
 
 def run_child(args: argparse.Namespace, config: str, batch: int) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--child", config, str(batch), "--repeats", str(args.repeats),
-           "--device", args.device] + (["--no-backward"] if args.no_backward else []) + \
-          (["--no-malloc-tuning"] if args.no_malloc_tuning else [])
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        return {"config": config, "batch": batch, "error": proc.stderr.strip().splitlines()[-1:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    child = [__file__, "--child", config, str(batch), "--repeats", str(args.repeats), "--device", args.device]
+    child += (["--no-backward"] if args.no_backward else []) + (["--no-malloc-tuning"] if args.no_malloc_tuning else [])
+    return run_json_child(child, {"config": config, "batch": batch}, error_lines=1)
 
 
 def environment(device: str) -> dict[str, Any]:

@@ -6,11 +6,13 @@ module by name from their own folder.
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -148,3 +150,13 @@ def machine_environment(device: str, **notes: Any) -> dict[str, Any]:
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return {**info, **notes}
+
+
+def run_json_child(args: list[str], label: dict[str, Any], error_lines: int = 3) -> dict[str, Any]:
+    """Run ``python <args>`` with this checkout importable and parse the JSON of its last stdout line; on failure
+    ``{**label, "error": [the last lines of stderr]}`` (one configuration's crash or OOM loses only its row)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        return {**label, "error": proc.stderr.strip().splitlines()[-error_lines:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])

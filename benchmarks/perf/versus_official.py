@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import statistics
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,7 +35,14 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a file: its sibling module
-from perf_common import ROOT, git_commit, load_average, machine_environment, timed_once  # noqa: E402
+from perf_common import (  # noqa: E402
+    ROOT,
+    git_commit,
+    load_average,
+    machine_environment,
+    run_json_child,
+    timed_once,
+)
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "perf_versus_official.json"
 STAGES = ("mapping", "backbone", "renderer", "superresolution")
@@ -219,13 +224,9 @@ def measure(config: str, batch: int, repeats: int, device: torch.device, officia
 
 
 def run_child(args: argparse.Namespace, config: str, batch: int) -> dict[str, Any]:
-    cmd = [sys.executable, __file__, "--official", str(args.official), "--child", config, str(batch),
-           "--repeats", str(args.repeats), "--device", args.device] + (["--no-backward"] if args.no_backward else [])
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        return {"config": config, "batch": batch, "error": proc.stderr.strip().splitlines()[-3:]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    child = [__file__, "--official", str(args.official), "--child", config, str(batch), "--repeats",
+             str(args.repeats), "--device", args.device] + (["--no-backward"] if args.no_backward else [])
+    return run_json_child(child, {"config": config, "batch": batch})
 
 
 def check_agreement(row: dict[str, Any], device: str) -> str | None:
