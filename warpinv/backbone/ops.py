@@ -376,13 +376,24 @@ class TexelTable:
         return self._planes.reshape(n * n_planes, c, h, w)
 
 
+def _scatter_taps(out: Tensor, rows: Tensor, weights: Tensor, grad: Tensor) -> None:
+    """``out[rows[p, k]] += weights[p, k] * grad[p]`` for every tap ``k``: rows, weights ``(P, K)``, grad ``(P, C)``.
+
+    The weighted products share one buffer: a fresh 300 MB product per tap (EG3D's passes) costs more in page
+    faults than in arithmetic.
+    """
+    scaled = torch.empty_like(grad)
+    for k in range(rows.shape[1]):
+        out.index_add_(0, rows[:, k], torch.mul(grad, weights[:, k, None], out=scaled))
+
+
 class _PlaneSample(torch.autograd.Function):
     """Bilinear plane lookup as a weighted bag of 4 texel rows (``F.embedding_bag``), and its scatter gradient.
 
     Same arithmetic as ``F.grid_sample(mode="bilinear", padding_mode="zeros", align_corners=False)``
     (four weighted texels, in its order). PyTorch's CPU ``grid_sample`` walks the channel-first layout point by
-    point, a stride of H*W floats between channels; one fused gather of contiguous channel rows took a third of
-    its time on EG3D's coarse pass (``benchmarks/perf/versus_official.py``). The gradient is an ``index_add_`` of
+    point, a stride of H*W floats between channels; one fused gather of contiguous channel rows took about half
+    its time on an EG3D coarse pass, timed in isolation on a 2-core CPU. The gradient is an ``index_add_`` of
     the weighted output gradient per plane and corner (faster than ``embedding_bag``'s own backward at EG3D's
     sizes).
     """
@@ -403,15 +414,10 @@ class _PlaneSample(torch.autograd.Function):
         n_planes, c = grad.shape[0], ctx.table_shape[1]
         rows, weights = rows.view(n_planes, -1, 4), weights.view(n_planes, -1, 4).to(grad.dtype)
         out = torch.zeros(ctx.table_shape, device=grad.device, dtype=grad.dtype)
-        # Plane by plane, into one reused buffer: the incoming gradient is often a broadcast over the planes (the
-        # decoder averages them), which a (B*Ho*Wo, C) view of all planes would copy, and a fresh 300 MB product per
-        # corner costs more in page faults than in arithmetic (EG3D's coarse pass: 0.6 s instead of 0.9 s).
-        scaled = None
+        # Plane by plane: the incoming gradient is often a broadcast over the planes (the decoder averages them),
+        # which a (B*Ho*Wo, C) view of all planes would copy.
         for b in range(n_planes):
-            g = grad[b].permute(1, 2, 0).reshape(-1, c)  # (Ho*Wo, C)
-            scaled = torch.empty_like(g) if scaled is None else scaled
-            for k in range(4):
-                out.index_add_(0, rows[b, :, k], torch.mul(g, weights[b, :, k, None], out=scaled))
+            _scatter_taps(out, rows[b], weights[b], grad[b].permute(1, 2, 0).reshape(-1, c))
         return out, None, None, None, None, None, None
 
 
@@ -454,11 +460,8 @@ class _PlaneMeanSample(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         rows, weights = ctx.saved_tensors
-        g = grad.reshape(-1, ctx.table_shape[1])
         out = torch.zeros(ctx.table_shape, device=grad.device, dtype=grad.dtype)
-        scaled = torch.empty_like(g)  # one buffer for all taps (see _PlaneSample.backward)
-        for k in range(rows.shape[1]):
-            out.index_add_(0, rows[:, k], torch.mul(g, weights[:, k, None].to(g.dtype), out=scaled))
+        _scatter_taps(out, rows, weights.to(grad.dtype), grad.reshape(-1, ctx.table_shape[1]))
         return out, None, None, None, None, None, None
 
 
