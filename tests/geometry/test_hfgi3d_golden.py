@@ -147,7 +147,13 @@ def p3d_io() -> dict:
 def test_hfgi3d_point_splatting_matches_pytorch3d(p3d_io: dict, chunk_size: int) -> None:
     import json
 
-    from warpinv.geometry.splat import alpha_composite, points_to_ndc, rasterize_points, splat_alphas
+    from warpinv.geometry.splat import (
+        alpha_composite,
+        points_to_ndc,
+        rasterize_point_subset,
+        rasterize_points,
+        splat_alphas,
+    )
 
     io = p3d_io
     size, k = int(io["meta"]["image_size"]), int(io["meta"]["points_per_pixel"])
@@ -161,3 +167,8 @@ def test_hfgi3d_point_splatting_matches_pytorch3d(p3d_io: dict, chunk_size: int)
         torch.testing.assert_close(frags.dists2, io[f"v{view}_dists2"][0], atol=1e-7, rtol=0)
         image = alpha_composite(frags.idx, splat_alphas(frags.dists2, radius), io["in_colors"])
         torch.testing.assert_close(image, io[f"v{view}_composite"][0], atol=1e-6, rtol=0)
+        # the shared pass of the pseudo views (every point, and the visible ones) gives the same fragments
+        subset = torch.rand(ndc.shape[0], generator=torch.Generator().manual_seed(view)) < 0.5
+        every, part = rasterize_point_subset(ndc, subset, size, size, radius, k, chunk_size=chunk_size)
+        assert torch.equal(every.idx, frags.idx) and torch.equal(every.dists2, frags.dists2)
+        assert torch.equal(part.idx, rasterize_points(ndc[subset], size, size, radius, k, chunk_size=chunk_size).idx)

@@ -43,7 +43,14 @@ from warpinv.geometry.mesh import (
 from warpinv.geometry.poisson import poisson_blend
 from warpinv.geometry.pseudo_views import PseudoViewConfig, PseudoViewError, PseudoViews, make_pseudo_views
 from warpinv.geometry.sampling import face_areas, sample_surface
-from warpinv.geometry.splat import Fragments, alpha_composite, points_to_ndc, rasterize_points, splat_alphas
+from warpinv.geometry.splat import (
+    Fragments,
+    alpha_composite,
+    points_to_ndc,
+    rasterize_point_subset,
+    rasterize_points,
+    splat_alphas,
+)
 from warpinv.geometry.visibility import Visibility, project_points, sample_colors, zbuffer_visibility
 
 __all__ = [
@@ -78,6 +85,7 @@ __all__ = [
     "project_points",
     "pseudo_view_mask",
     "quantize_depth_mm",
+    "rasterize_point_subset",
     "rasterize_points",
     "resize_depth",
     "sample_colors",

@@ -60,8 +60,10 @@ def erode(image: Tensor, size: int) -> Tensor:
         torch.Size([2, 1, 4, 4])
     """
     x = image if image.is_floating_point() else image.double()
-    flat = x.reshape(-1, 1, *x.shape[-2:])
-    out = -F.max_pool2d(-flat, size, stride=1, padding=size // 2)  # max_pool pads with -inf
+    flat = -x.reshape(-1, 1, *x.shape[-2:])
+    # A box minimum is a row minimum of column minima (exact); max_pool pads with -inf.
+    flat = F.max_pool2d(flat, (1, size), stride=1, padding=(0, size // 2))
+    out = -F.max_pool2d(flat, (size, 1), stride=1, padding=(size // 2, 0))
     return out.reshape(*x.shape[:-2], *out.shape[-2:]).to(image.dtype)
 
 

@@ -10,7 +10,7 @@ Per image (the released ``multi_views/generate_multi_views.py``):
    one per pixel, which take their colour from the input image (:mod:`~warpinv.geometry.visibility`);
 3. per target camera, **two splats** (:mod:`~warpinv.geometry.splat`): the visible points with
    their colours (the warp), and every in-view point with the features ``[visible, 1]`` (visibility
-   and coverage);
+   and coverage), rasterised together (:func:`~warpinv.geometry.splat.rasterize_point_subset`);
 4. **masks**: erode both, multiply, blur (:mod:`~warpinv.geometry.masks`); **blend**
    ``m * warp + (1 - m) * render``, or Poisson blending (:mod:`~warpinv.geometry.poisson`, the
    paper's alternative, not in the released code).
@@ -60,7 +60,14 @@ from warpinv.geometry.mesh import (
 )
 from warpinv.geometry.poisson import poisson_blend
 from warpinv.geometry.sampling import sample_surface
-from warpinv.geometry.splat import alpha_composite, pixels_to_ndc, points_to_ndc, rasterize_points, splat_alphas
+from warpinv.geometry.splat import (
+    Fragments,
+    alpha_composite,
+    pixels_to_ndc,
+    points_to_ndc,
+    rasterize_point_subset,
+    splat_alphas,
+)
 from warpinv.geometry.visibility import project_points, sample_colors, zbuffer_visibility
 
 logger = logging.getLogger(__name__)
@@ -269,10 +276,11 @@ def _pseudo_view(seen: SeenSurface, camera: Tensor, render: Tensor, config: Pseu
     height, width = render.shape[-2:]
     radius = config.point_radius / width * 2
     ndc = _view_ndc(seen.points, camera, height, width, config.mode)
+    every, visible = rasterize_point_subset(ndc, seen.visible, height, width, radius, config.points_per_pixel,
+                                            config.chunk_points)
     ones = torch.ones_like(seen.visible, dtype=torch.float32)[:, None]
-    coverage = _splat(ndc, torch.cat([seen.visible.float()[:, None], ones], 1), radius, height, width, config)
-    colour = _splat(ndc[seen.visible], torch.cat([seen.colors.float(), ones[: seen.colors.shape[0]]], 1), radius,
-                    height, width, config)
+    coverage = _composite(every, torch.cat([seen.visible.float()[:, None], ones], 1), radius)
+    colour = _composite(visible, torch.cat([seen.colors.float(), ones[: seen.colors.shape[0]]], 1), radius)
     render = render.to(colour.device)
     if config.mode == "official":
         warp_png = to_uint8(colour[:3])
@@ -292,10 +300,8 @@ def _pseudo_view(seen: SeenSurface, camera: Tensor, render: Tensor, config: Pseu
     return blended.float(), mask[None].float(), warp.float()
 
 
-def _splat(ndc: Tensor, features: Tensor, radius: float, height: int, width: int,
-           config: PseudoViewConfig) -> Tensor:
-    """Rasterise and alpha-composite ``features (M, C)`` at ``ndc (M, 3)`` -> ``(C, H, W)``."""
-    fragments = rasterize_points(ndc, height, width, radius, config.points_per_pixel, config.chunk_points)
+def _composite(fragments: Fragments, features: Tensor, radius: float) -> Tensor:
+    """Alpha-composite ``features (M, C)`` of the rasterised points -> ``(C, H, W)``."""
     return alpha_composite(fragments.idx, splat_alphas(fragments.dists2, radius), features)
 
 

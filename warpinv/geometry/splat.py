@@ -22,6 +22,7 @@ into the per-pixel top-``K`` lists kept so far, so the cost grows linearly with 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -90,77 +91,159 @@ def rasterize_points(ndc: Tensor, height: int, width: int, radius: float, points
         points_per_pixel: ``K``.
         chunk_size: points per chunk (bounds memory).
     """
+    return _rasterize(ndc, None, height, width, radius, points_per_pixel, chunk_size)[0]
+
+
+def rasterize_point_subset(ndc: Tensor, subset: Tensor, height: int, width: int, radius: float,
+                           points_per_pixel: int, chunk_size: int = 1 << 17) -> tuple[Fragments, Fragments]:
+    """``rasterize_points(ndc)`` and ``rasterize_points(ndc[subset])`` from one candidate search and one
+    sort per chunk (HFGI3D splats every point and, separately, the visible ones into each view).
+
+    The second result indexes ``ndc[subset]`` (its ``i``-th ``True`` point is ``i``), exactly as the
+    separate call would: a subset point's rank among the subset's covering points ignores the others.
+
+    Args:
+        subset: ``(N,)`` bool.
+    """
+    if subset.shape != ndc.shape[:1] or subset.dtype != torch.bool:
+        raise ValueError(f"subset must be a ({ndc.shape[0]},) bool tensor, got {tuple(subset.shape)} {subset.dtype}")
+    every, part = _rasterize(ndc, subset, height, width, radius, points_per_pixel, chunk_size)
+    assert part is not None
+    return every, part
+
+
+def _rasterize(ndc: Tensor, subset: Tensor | None, height: int, width: int, radius: float, k: int,
+               chunk_size: int) -> tuple[Fragments, Fragments | None]:
+    """Fragments of every point and (``subset`` given) of the subset; per chunk, the new candidates are
+    merged into the entries kept so far and only those in either top-``k`` survive."""
     device = ndc.device
     xs, ys = pixel_centres(width, device), pixel_centres(height, device)
     r2 = torch.tensor(radius, dtype=torch.float32) ** 2
     # A pixel k columns from a point's nearest centre is at least |k| - 1/2 pixels away.
     reach = int(np.ceil(radius * max(width, height) / 2 + 0.5 + 1e-4)) - 1
-    best: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+    kept, ranks = _Candidates.empty(device), _Ranks.empty(device, subset is not None)
+    pending: list[_Candidates] = []
     for start in range(0, ndc.shape[0], chunk_size):
-        found = _candidates(ndc[start:start + chunk_size].float(), start, xs, ys, r2, reach)
-        if best is not None:
-            found = tuple(torch.cat([b, f]) for b, f in zip(best, found))  # type: ignore[assignment]
-        best = _top_k(*found, points_per_pixel)
-    return _fragments(best, height, width, points_per_pixel, device)
+        pending.append(_candidates(ndc[start:start + chunk_size].float(), start, xs, ys, r2, reach))
+        last = start + chunk_size >= ndc.shape[0]
+        # Merging sorts everything kept so far: do it once the new candidates could fill every slot.
+        if last or sum(c.pixel.numel() for c in pending) >= height * width * k:
+            kept, ranks = _Candidates.cat([kept, *pending]).sorted().top_k(k, subset, height * width)
+            pending = []
+    every = _fragments(kept, ranks.every, kept.index, height, width, k)
+    if subset is None or ranks.subset is None or ranks.in_subset is None:
+        return every, None
+    compact = torch.cumsum(subset.to(device).long(), 0) - 1
+    part = kept.select(ranks.in_subset)
+    return every, _fragments(part, ranks.subset[ranks.in_subset], compact[part.index], height, width, k)
 
 
-def _candidates(ndc: Tensor, offset: int, xs: Tensor, ys: Tensor, r2: Tensor,
-                reach: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(pixel id, z, point index, dist2)`` of every (point, pixel) pair within the radius."""
+class _Ranks(NamedTuple):
+    """Of each kept entry: its rank among its pixel's entries, and (with a subset) whether it is a subset
+    point and its rank among the pixel's subset points. Ranks of ``k`` and above only mark an entry
+    kept for the other list: the entries ranked before it are all kept, so the rank stays ``>= k``."""
+
+    every: Tensor
+    in_subset: Tensor | None
+    subset: Tensor | None
+
+    @classmethod
+    def empty(cls, device: torch.device, with_subset: bool) -> _Ranks:
+        none = torch.zeros(0, dtype=torch.int64, device=device)
+        return cls(none, none.bool() if with_subset else None, none if with_subset else None)
+
+
+@dataclass
+class _Candidates:
+    """(point, pixel) pairs within the radius: pixel id, point depth, point index, squared distance."""
+
+    pixel: Tensor
+    z: Tensor
+    index: Tensor
+    dist2: Tensor
+
+    @classmethod
+    def empty(cls, device: torch.device) -> _Candidates:
+        long = torch.zeros(0, dtype=torch.int64, device=device)
+        real = torch.zeros(0, dtype=torch.float32, device=device)
+        return cls(long, real, long, real)
+
+    @classmethod
+    def cat(cls, parts: list[_Candidates]) -> _Candidates:
+        parts = [p for p in parts if p.pixel.numel()] or parts[:1]
+        if len(parts) == 1:
+            return parts[0]
+        return cls(*(torch.cat(list(fields)) for fields in zip(*(p.fields() for p in parts))))
+
+    def fields(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.pixel, self.z, self.index, self.dist2
+
+    def sorted(self) -> _Candidates:
+        """In ``(pixel, z, index)`` order, by one stable sort on ``pixel`` and the bits of ``z``.
+
+        A non-negative float32's bit pattern orders like its value (``+ 0.0`` turns ``-0.0`` into
+        ``0.0``), and equal ``(pixel, z)`` entries already come in increasing ``index`` (point-major
+        candidates, appended after the entries kept from earlier chunks).
+        """
+        z_bits = (self.z + 0.0).view(torch.int32).long()
+        keys, order = torch.sort(self.pixel * (1 << 31) + z_bits, stable=True)
+        z = (keys & ((1 << 31) - 1)).int().view(torch.float32)
+        return _Candidates(keys >> 31, z, self.index[order], self.dist2[order])
+
+    def select(self, mask: Tensor) -> _Candidates:
+        return _Candidates(*(t[mask] for t in self.fields()))
+
+    def top_k(self, k: int, subset: Tensor | None, num_pixels: int) -> tuple[_Candidates, _Ranks]:
+        """The sorted entries within the first ``k`` of their pixel, or of their pixel's ``subset`` points,
+        and their ranks (see :class:`_Ranks`)."""
+        first = _first_of_pixel(self.pixel, num_pixels)
+        every = torch.arange(self.pixel.numel(), device=self.pixel.device) - first
+        keep = every < k
+        if subset is None:
+            return self.select(keep), _Ranks(every[keep], None, None)
+        in_subset = subset.to(self.index.device)[self.index]
+        before = torch.cumsum(in_subset.long(), 0) - in_subset.long()  # subset entries before each entry
+        among_subset = before - before[first] if before.numel() else before
+        keep |= in_subset & (among_subset < k)
+        return self.select(keep), _Ranks(every[keep], in_subset[keep], among_subset[keep])
+
+
+def _candidates(ndc: Tensor, offset: int, xs: Tensor, ys: Tensor, r2: Tensor, reach: int) -> _Candidates:
+    """Every (point, pixel) pair within the radius, point-major (then row, then column); points behind
+    the camera have none. Distances are PyTorch3D's float32 ``dx * dx + dy * dy`` to the pixel centre."""
     height, width = ys.shape[0], xs.shape[0]
-    # nearest column/row of each point (the centres are spaced 2/S apart, decreasing)
-    col = torch.round((1.0 - ndc[:, 0]) * width / 2 - 0.5).long()
-    row = torch.round((1.0 - ndc[:, 1]) * height / 2 - 0.5).long()
     steps = torch.arange(-reach, reach + 1, device=ndc.device)
-    cols = (col[:, None, None] + steps[None, None, :]).expand(-1, steps.numel(), -1)
-    rows = (row[:, None, None] + steps[None, :, None]).expand(-1, -1, steps.numel())
-    inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height) & (ndc[:, 2] >= 0)[:, None, None]
-    point = torch.arange(ndc.shape[0], device=ndc.device)[:, None, None].expand_as(cols)[inside]
-    c, r = cols[inside], rows[inside]
-    dx = xs[c] - ndc[point, 0]
-    dy = ys[r] - ndc[point, 1]
-    dist2 = dx * dx + dy * dy
-    hit = dist2 < r2
-    return (r * width + c)[hit], ndc[point[hit], 2], point[hit] + offset, dist2[hit]
+    # nearest column/row of each point (the centres are spaced 2/S apart, decreasing), then its neighbours
+    cols = torch.round((1.0 - ndc[:, 0]) * width / 2 - 0.5).long()[:, None] + steps  # (N, S)
+    rows = torch.round((1.0 - ndc[:, 1]) * height / 2 - 0.5).long()[:, None] + steps
+    col_ok, row_ok = (cols >= 0) & (cols < width), (rows >= 0) & (rows < height)
+    dx = xs[cols.clamp(0, width - 1)] - ndc[:, :1]
+    dy = ys[rows.clamp(0, height - 1)] - ndc[:, 1:2]
+    dist2 = dx[:, None, :] * dx[:, None, :] + (dy * dy)[:, :, None]  # (N, S rows, S columns)
+    hit = (dist2 < r2) & col_ok[:, None, :] & row_ok[:, :, None] & (ndc[:, 2] >= 0)[:, None, None]
+    flat = hit.view(-1).nonzero().squeeze(1)
+    side = steps.numel()
+    point, cell = flat // (side * side), flat % (side * side)
+    row, col = rows[point, cell // side], cols[point, cell % side]
+    return _Candidates(row * width + col, ndc[point, 2], point + offset, dist2.view(-1)[flat])
 
 
-def _top_k(pixel: Tensor, z: Tensor, index: Tensor, dist2: Tensor,
-           k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The ``k`` entries of each pixel with the smallest ``(z, index)``.
-
-    Entries of equal pixel and ``z`` must come in increasing ``index`` (true of :func:`_candidates`,
-    point-major, and of the previous top-``k`` lists followed by a later chunk), so two stable sorts
-    give the ``(pixel, z, index)`` order.
-    """
-    order = torch.argsort(z, stable=True)
-    order = order[torch.argsort(pixel[order], stable=True)]
-    pixel, z, index, dist2 = pixel[order], z[order], index[order], dist2[order]
-    rank = _rank_in_group(pixel)
-    keep = rank < k
-    return pixel[keep], z[keep], index[keep], dist2[keep]
+def _first_of_pixel(sorted_pixels: Tensor, num_pixels: int) -> Tensor:
+    """Position of the first entry of each entry's pixel (``sorted_pixels`` sorted, values below
+    ``num_pixels``)."""
+    counts = torch.bincount(sorted_pixels, minlength=num_pixels)
+    return (torch.cumsum(counts, 0) - counts)[sorted_pixels]
 
 
-def _rank_in_group(sorted_keys: Tensor) -> Tensor:
-    """Position of each entry within its run of equal keys (``sorted_keys`` sorted)."""
-    n = sorted_keys.numel()
-    if n == 0:
-        return sorted_keys.new_zeros(0)
-    starts = torch.ones(n, dtype=torch.bool, device=sorted_keys.device)
-    starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
-    positions = torch.arange(n, device=sorted_keys.device)
-    run_start = torch.cummax(torch.where(starts, positions, torch.zeros_like(positions)), 0).values
-    return positions - run_start
-
-
-def _fragments(best: tuple[Tensor, Tensor, Tensor, Tensor] | None, height: int, width: int, k: int,
-               device: torch.device) -> Fragments:
+def _fragments(kept: _Candidates, slot: Tensor, index: Tensor, height: int, width: int, k: int) -> Fragments:
+    """``Fragments`` of the sorted entries whose ``slot`` (rank in their pixel) is below ``k``."""
+    device = kept.pixel.device
     idx = torch.full((height * width, k), EMPTY, dtype=torch.int64, device=device)
     dists2 = torch.full((height * width, k), float(EMPTY), dtype=torch.float32, device=device)
     zbuf = torch.full((height * width, k), float(EMPTY), dtype=torch.float32, device=device)
-    if best is not None and best[0].numel():
-        pixel, z, index, dist2 = best
-        slot = _rank_in_group(pixel)
-        idx[pixel, slot], dists2[pixel, slot], zbuf[pixel, slot] = index, dist2, z
+    used = slot < k
+    pixel, slot = kept.pixel[used], slot[used]
+    idx[pixel, slot], dists2[pixel, slot], zbuf[pixel, slot] = index[used], kept.dist2[used], kept.z[used]
     shape = (height, width, k)
     return Fragments(idx.view(shape), dists2.view(shape), zbuf.view(shape))
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -158,6 +158,25 @@ def synthesize(G: EG3DGenerator, ws: Tensor, camera: Tensor, *, neural_rendering
     try:
         return G.synthesis(ws, camera, neural_rendering_resolution=neural_rendering_resolution,
                            deterministic=deterministic, noise_mode=noise_mode, force_fp32=True)
+    finally:
+        G.neural_rendering_resolution = saved
+
+
+def synthesize_views(G: EG3DGenerator, ws: Tensor, cameras: Sequence[Tensor], *,
+                     neural_rendering_resolution: int | None = None, deterministic: bool = False,
+                     noise_mode: str = "const") -> list[dict[str, Tensor]]:
+    """:func:`synthesize` of one latent ``ws (1, num_ws, w_dim)`` at each camera ``(1, 25)``, the tri-planes
+    computed once: the backbone does not see the camera, so with fixed noise (``const``/``none``) every
+    per-camera call would compute the same planes (and gradients flow into them from every view).
+    ``random`` noise draws new noise per call, as the per-camera calls do."""
+    if noise_mode == "random":
+        return [synthesize(G, ws, c, neural_rendering_resolution=neural_rendering_resolution,
+                           deterministic=deterministic, noise_mode=noise_mode) for c in cameras]
+    saved = G.neural_rendering_resolution
+    try:
+        planes = G.planes(ws, noise_mode=noise_mode, force_fp32=True)
+        return [G.render_planes(planes, ws, c, neural_rendering_resolution, deterministic=deterministic,
+                                noise_mode=noise_mode, force_fp32=True) for c in cameras]
     finally:
         G.neural_rendering_resolution = saved
 

@@ -32,7 +32,13 @@ from torch import Tensor, nn
 from warpinv.backbone import EG3DGenerator
 from warpinv.methods.base import check_finite
 from warpinv.methods.losses import PerceptualLoss, build_lpips, masked_mse
-from warpinv.methods.projector import StepCallback, check_non_negative, check_positive, synthesize
+from warpinv.methods.projector import (
+    StepCallback,
+    check_non_negative,
+    check_positive,
+    synthesize,
+    synthesize_views,
+)
 from warpinv.metrics.lpips import Net
 
 logger = logging.getLogger(__name__)
@@ -257,12 +263,14 @@ def views_loss(G: EG3DGenerator, ws: Tensor, views: Sequence[TuningTarget], conf
                render: dict[str, Any]) -> tuple[Tensor, list[float], list[float]]:
     """One step's loss over ``views``: ``sum weight * (mse_weight * MSE + lpips_weight * LPIPS)``,
     each view rendered from its camera. Returns the loss and each view's MSE and LPIPS values (the
-    LPIPS list is empty when the step computes none)."""
+    LPIPS list is empty when the step computes none). The views share one tri-plane pass
+    (:func:`~warpinv.methods.projector.synthesize_views`)."""
     loss: Tensor | None = None
     mses: list[float] = []
     lpipses: list[float] = []
-    for view in views:
-        image = synthesize(G, ws, view.camera, **render)["image"]
+    renders = synthesize_views(G, ws, [view.camera for view in views], **render)
+    for view, rendered in zip(views, renders):
+        image = rendered["image"]
         mse = masked_mse(image, view.image, view.mask)
         view_loss = config.mse_weight * mse
         if config.lpips_in_loop:

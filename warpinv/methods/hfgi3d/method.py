@@ -47,6 +47,7 @@ from warpinv.methods.projector import (
     StepCallback,
     project_item,
     synthesize,
+    synthesize_views,
 )
 from warpinv.methods.tuning import (
     InputAndRandomView,
@@ -263,8 +264,9 @@ class HFGI3D(InversionMethod):
         ``(V, 3, H, W)`` in ``[0, 1]``, as 8-bit PNG values (EG3D's ``x * 127.5 + 128``, truncated)."""
         render = dict(neural_rendering_resolution=self.config.neural_rendering_resolution, deterministic=True,
                       noise_mode="const")
-        depth = synthesize(G, ws, camera, **render)["image_depth"][0, 0]
-        images = torch.cat([synthesize(G, ws, cam[None], **render)["image"] for cam in cameras])
+        first, *others = synthesize_views(G, ws, [camera, *(cam[None] for cam in cameras)], **render)
+        depth = first["image_depth"][0, 0]
+        images = torch.cat([out["image"] for out in others])
         return depth, (images * 127.5 + 128).clamp(0, 255).floor() / 255.0
 
     def pseudo_views(self, fit: ItemProjection, depth: Tensor, renders: Tensor) -> PseudoViews:
