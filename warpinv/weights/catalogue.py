@@ -266,6 +266,7 @@ _GOAE_HOWTO = (
     "no direct URL is recorded in the references. Download {filename} from there and place it in "
     "$WARPINV_WEIGHTS, or pass its path explicitly."
 )
+_IN_N_OUT_CHECKPOINT = "https://drive.google.com/file/d/18WzDoRXtstpG_IbUmbLURblr8YX3gvR-/view"
 _WARPGAN_DRIVE = "https://drive.google.com/drive/folders/1G9PeyrCS1gTyF3C957l6Key__t44aiIE"
 _WARPGAN_HOWTO = (
     f"WarpGAN's README (github.com/Huang-KT/WarpGAN @ 1bb86bf, 'Checkpoints') links one Google Drive folder, "
@@ -358,6 +359,24 @@ _ENCODER_SPECS = [
         description="WarpGAN's SVINet (style-modulated LaMa FFC-ResNet inpainting generator)",
         provenance="WarpGAN configs/infer.yaml (ckpt_inpaintor); layout in "
                    "../shared/fixtures/warpgan/svinet_manifest.json. No checksum published.",
+    ),
+    WeightSpec(
+        name="in-n-out-rednose2",
+        filename="rednose2_triplanes.pt",
+        urls=(_IN_N_OUT_CHECKPOINT,),
+        licence="CC BY-NC 4.0 (the In-N-Out README's licence section covers 'the model checkpoints')",
+        used_by=("methods: In-N-Out (the authors' released inversion, read by InNOutInversion.from_released)",),
+        manual_instructions=(
+            f"Open {_IN_N_OUT_CHECKPOINT} in a browser (the In-N-Out README's 'pre-trained checkpoint'; gdown is not "
+            "a warpinv dependency). Its commands read the file as ckpts/rednose2/triplanes.pt: save that file as "
+            "rednose2_triplanes.pt in $WARPINV_WEIGHTS, or pass its path to InNOutInversion.from_released with "
+            "the frame's camera. It needs ffhqrebalanced512-128.pkl (eg3d-ffhqrebalanced512-128) and the authors' "
+            "rednose2 frames (their preprocessed data, same README) to compare against."),
+        description="In-N-Out's released inversion of one video ('rednose2': W+ per frame, phi, the OOD tri-plane and "
+                    "the tuned SR), not a general model; the layout of warpinv.methods.in_n_out.released",
+        provenance="github.com/Twizwei/in-n-out README @ 0bbfc7d ('To test our code, we provide a pre-trained "
+                   "checkpoint'; scripts/run_test_styleclip.sh rednose2 ... ckpts/rednose2); methods.md §3.2. "
+                   "No size or checksum published.",
     ),
     WeightSpec(
         name="triplanenet-v1",
