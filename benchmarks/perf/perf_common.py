@@ -6,6 +6,7 @@ module by name from their own folder.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import platform
@@ -16,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -136,6 +138,40 @@ def git_commit(path: Path = ROOT) -> str | None:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path, capture_output=True, text=True,
                          check=False)
     return out.stdout.strip() or None
+
+
+def module_at(rev: str, path: str, name: str, folder: Path, imports: dict[str, str] | None = None) -> ModuleType:
+    """``path`` as it was at commit ``rev``, imported under ``name`` (A/B benchmarks); ``imports`` maps a module
+    name in its source to another (``{"warpinv.geometry.splat": "base_splat"}``) so a base module uses base siblings."""
+    source = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True,
+                            check=True).stdout
+    for old, new in (imports or {}).items():
+        source = source.replace(f"from {old} import", f"from {new} import")
+    file = folder / f"{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def alternating(names: list[str], repeats: int) -> list[str]:
+    """The order of an A/B benchmark's timed calls: ``repeats`` rounds, every other one reversed.
+
+    Example:
+        >>> alternating(["base", "current"], 3)
+        ['base', 'current', 'current', 'base', 'base', 'current']
+    """
+    return [name for r in range(repeats) for name in (names if r % 2 == 0 else names[::-1])]
+
+
+def ab_provenance(script: str, env: dict[str, Any], base: str) -> str:
+    """The provenance sentence of an A/B benchmark's Markdown (script, machine, both commits, load)."""
+    return (f"Written by `{script}`. Machine: {env['processor']}, {env['threads']} torch threads; "
+            f"torch {env['torch']}; warpinv {env['git_commit']} against base {base}; load average before "
+            f"{env['load_average_before']}, after {env['load_average_after']}. One process, alternating calls")
 
 
 def machine_environment(device: str, **notes: Any) -> dict[str, Any]:

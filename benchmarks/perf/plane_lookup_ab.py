@@ -15,38 +15,29 @@ generator, alternating which goes first. Its outputs agree to float rounding; th
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a file: its sibling module
-from perf_common import ROOT, load_average, machine_environment  # noqa: E402
+from perf_common import (  # noqa: E402
+    ROOT,
+    ab_provenance,
+    alternating,
+    load_average,
+    machine_environment,
+    module_at,
+)
 
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "perf_plane_lookup_ab.json"
 DEFAULT_BASE = "97de300"
-
-
-def module_at(rev: str, path: str, name: str, folder: Path) -> ModuleType:
-    """``path`` as it was at commit ``rev``, imported under ``name``."""
-    source = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True, check=True)
-    file = folder / f"{name}.py"
-    file.write_text(source.stdout)
-    spec = importlib.util.spec_from_file_location(name, file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 class Variants:
@@ -116,12 +107,11 @@ def measure(variants: Variants, batch: int, repeats: int) -> list[dict[str, Any]
         for name in variants.sets:
             variants.use(name)
             outputs[name] = call()
-        for r in range(repeats):
-            for name in (list(variants.sets) if r % 2 == 0 else list(variants.sets)[::-1]):
-                variants.use(name)
-                start = time.perf_counter()
-                call()
-                times[name].append(time.perf_counter() - start)
+        for name in alternating(list(variants.sets), repeats):
+            variants.use(name)
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
         medians = {name: statistics.median(t) for name, t in times.items()}
         rows.append({"config": "tiny", "batch": batch, "stage": stage, "runs_s": times, "median_s": medians,
                      "ratio": medians["current"] / medians["base"],
@@ -135,10 +125,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Tiny inversion step: the plane lookup of a base commit against the current one",
         "",
-        f"Written by `benchmarks/perf/plane_lookup_ab.py`. Machine: {env['processor']}, {env['threads']} torch "
-        f"threads; torch {env['torch']}; warpinv {env['git_commit']} against base {result['base']}; load average "
-        f"before {env['load_average_before']}, after {env['load_average_after']}. One process, alternating calls; "
-        "ratio = current / base (below 1: the current code is faster).",
+        ab_provenance("benchmarks/perf/plane_lookup_ab.py", env, result["base"])
+        + "; ratio = current / base (below 1: the current code is faster).",
         "",
         "| config | batch | step | base (ms) | current (ms) | ratio | max abs diff |",
         "|---|---|---|---|---|---|---|",

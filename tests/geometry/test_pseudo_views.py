@@ -13,6 +13,8 @@ every point splat grows the nearer side by its radius.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import cache
 
 import pytest
 import torch
@@ -26,22 +28,54 @@ from warpinv.geometry.masks import erode
 from warpinv.geometry.pseudo_views import PseudoViewConfig, PseudoViewError, make_pseudo_views
 
 RESOLUTION = 64
-SPHERE_RADIUS = 0.3
-WALL_Z = -0.3
 SHARPNESS = 5000.0
 
 
-def sphere_field(planes: Tensor, decoder: torch.nn.Module, options: dict, feature_hook=None):
-    """The generator's features, with the density of an opaque sphere at the origin and of an opaque
-    wall behind it (``z < WALL_Z``, nearer than the rays' end, 3.3, from every orbit camera)."""
+@dataclass(frozen=True)
+class Geometry:
+    """An opaque sphere on the z axis in front of an opaque wall ``z < wall_z`` (nearer than the rays' end,
+    3.3, from every orbit camera), seen by the input camera at ``input_yaw``.
 
-    def field(coordinates: Tensor, directions: Tensor) -> dict[str, Tensor]:
-        out = run_model(planes, decoder, coordinates, directions, options, feature_hook=feature_hook)
-        sphere = SPHERE_RADIUS - coordinates.norm(dim=-1, keepdim=True)
-        out["sigma"] = SHARPNESS * torch.maximum(sphere, WALL_Z - coordinates[..., 2:])
-        return out
+    ``touching``: the sphere touches the wall and the input looks from near the front, so the orbit shows
+    only thin disoccluded slivers of the wall (89 clearly hidden pixels over 30 views); acceptance 2's
+    30 dB holds in every view. ``deep``: a smaller sphere 0.3 in front of the wall, seen from the side,
+    so that the views on the other side look at a wide band of wall the input never saw (4014 clearly
+    hidden pixels). There the pipeline is measurably worse, in both modes (22-23 of 30 views above
+    30 dB, the far side's views 4-11 down to 26.8 dB; 97.4-98.3 % of the hidden pixels under 0.1 in the
+    worst view): the floors below are those measurements less a margin, a regression guard, not a
+    claim that they are good (``warpinv/methods/hfgi3d/README.md``)."""
 
-    return field
+    name: str
+    centre_z: float
+    radius: float
+    wall_z: float
+    input_yaw: float
+    min_hidden: int
+    """Clearly hidden pixels the 30 views must show (the test's check that it tests something)."""
+    min_psnr: float
+    """Floor of every view's warp PSNR inside the mask."""
+    min_empty: float
+    """Floor of the fraction of clearly hidden pixels whose mask is below 0.1, in every view."""
+
+
+GEOMETRIES = (Geometry("touching", 0.0, 0.3, -0.3, 0.15, 50, 30.0, 0.99),
+              Geometry("deep", 0.2, 0.2, -0.3, 0.3, 3000, 26.0, 0.97))
+
+
+def sphere_field(geometry: Geometry):
+    """A renderer ``plane_field``: the generator's features, with the scene's density."""
+
+    def plane_field(planes: Tensor, decoder: torch.nn.Module, options: dict, feature_hook=None):
+        def field(coordinates: Tensor, directions: Tensor) -> dict[str, Tensor]:
+            out = run_model(planes, decoder, coordinates, directions, options, feature_hook=feature_hook)
+            centre = coordinates.new_tensor([0.0, 0.0, geometry.centre_z])
+            sphere = geometry.radius - (coordinates - centre).norm(dim=-1, keepdim=True)
+            out["sigma"] = SHARPNESS * torch.maximum(sphere, geometry.wall_z - coordinates[..., 2:])
+            return out
+
+        return field
+
+    return plane_field
 
 
 def smooth(planes: Tensor, factor: int = 16) -> Tensor:
@@ -52,14 +86,14 @@ def smooth(planes: Tensor, factor: int = 16) -> Tensor:
     return torch.nn.functional.interpolate(low, size=(h, w), mode="bilinear", align_corners=False).reshape(planes.shape)
 
 
-@pytest.fixture(scope="module")
-def scene() -> dict:
+@cache
+def build_scene(geometry: Geometry) -> dict:
     torch.manual_seed(0)
     G = load_generator("tiny")
     G.rendering_kwargs = {**G.rendering_kwargs, "depth_resolution": 48, "depth_resolution_importance": 48}
-    G.renderer.plane_field = sphere_field
+    G.renderer.plane_field = sphere_field(geometry)
     ws = G.mapping(torch.randn(1, G.z_dim), yaw_pitch_camera(0.0, 0.0), truncation_psi=0.7)
-    camera = yaw_pitch_camera(0.15, 0.05)
+    camera = yaw_pitch_camera(geometry.input_yaw, 0.05)
     views = hfgi3d_orbit()
     kw = dict(deterministic=True, noise_mode="const", neural_rendering_resolution=RESOLUTION, superresolve=False)
     with torch.no_grad():
@@ -67,6 +101,7 @@ def scene() -> dict:
         source = G.render_planes(planes, ws, camera, **kw)
         targets = [G.render_planes(planes, ws, v[None], **kw) for v in views]
     return {
+        "geometry": geometry,
         "image": (source["image_raw"][0].clamp(-1, 1) + 1) / 2,
         "depth": source["image_depth"][0, 0],
         "camera": camera[0],
@@ -75,6 +110,17 @@ def scene() -> dict:
         "truth_depth": torch.cat([t["image_depth"] for t in targets]),
         "source_depth": source["image_depth"],
     }
+
+
+@pytest.fixture(scope="module")
+def scene() -> dict:
+    """The ``touching`` scene (the pipeline's other tests)."""
+    return build_scene(GEOMETRIES[0])
+
+
+@pytest.fixture(scope="module", params=GEOMETRIES, ids=lambda g: g.name)
+def any_scene(request) -> dict:
+    return build_scene(request.param)
 
 
 def masked_psnr(a: Tensor, b: Tensor, weight: Tensor) -> float:
@@ -99,7 +145,8 @@ def depth_edges(depth: Tensor, step: float = 0.05) -> Tensor:
 
 
 @pytest.fixture(scope="module", params=["clean", "official"])
-def warped(request, scene: dict) -> tuple[str, object]:
+def warped(request, any_scene: dict) -> tuple[str, object]:
+    scene = any_scene
     config = PseudoViewConfig(mode=request.param)
     pv = make_pseudo_views(scene["image"], scene["depth"], scene["camera"], scene["views"],
                            torch.zeros_like(scene["truth"]), config, torch.Generator().manual_seed(0))
@@ -112,14 +159,16 @@ def away_from_silhouettes(scene: dict, view: int, radius: float) -> Tensor:
     return ~dilate(depth_edges(scene["truth_depth"][view, 0]), int(math.ceil(radius)) + 1)
 
 
-def test_warps_match_the_generators_own_views_inside_the_mask(scene: dict, warped) -> None:
-    """Acceptance 2: above 30 dB in every one of the 30 orbit views, both modes (the figures are
-    in ``warpinv/methods/hfgi3d/README.md``)."""
+def test_warps_match_the_generators_own_views_inside_the_mask(any_scene: dict, warped) -> None:
+    """Acceptance 2: above 30 dB in every one of the 30 orbit views, both modes, on the ``touching`` scene;
+    the ``deep`` scene's floor is its measurement (see :class:`Geometry`; figures in
+    ``warpinv/methods/hfgi3d/README.md``)."""
+    scene = any_scene
     mode, pv = warped
     radius = PseudoViewConfig().point_radius
     psnrs = [masked_psnr(pv.warps[i], scene["truth"][i], pv.masks[i] * away_from_silhouettes(scene, i, radius))
              for i in range(len(scene["views"]))]
-    assert min(psnrs) > 30.0, (mode, [round(p, 1) for p in psnrs])
+    assert min(psnrs) > scene["geometry"].min_psnr, (mode, [round(p, 1) for p in psnrs])
 
 
 def occlusion_gap(scene: dict, view: int) -> Tensor:
@@ -135,13 +184,14 @@ def occlusion_gap(scene: dict, view: int) -> Tensor:
     return gap.reshape(RESOLUTION, RESOLUTION)
 
 
-def test_masks_are_full_where_the_input_sees_and_empty_where_it_cannot(scene: dict, warped) -> None:
+def test_masks_are_full_where_the_input_sees_and_empty_where_it_cannot(any_scene: dict, warped) -> None:
     """Reference visibility from the target's own depth: a target pixel is seen by the input when its
     point is not behind the input's surface (gap <= 0.01), hidden when it lies clearly behind it (gap >
     0.05: the wall disoccluded by the sphere) or outside the input image. Away from silhouettes and from
     the other class by the mask kernels' reach, the mask must be above 0.9 on at least 95 % of the seen
-    pixels and below 0.1 on at least 99 % of the hidden ones, in every view (measured: 95.6-100 % and
-    99.3-100 %)."""
+    pixels and below 0.1 on at least 99 % of the hidden ones (``deep``: 97 %), in every view (measured on
+    ``touching``: 95.6-100 % and 99.3-100 %; on ``deep``: 99.8-100 % and 97.4-100 %)."""
+    scene = any_scene
     mode, pv = warped
     kernels = PseudoViewConfig().kernels.scaled(RESOLUTION)
     reach = kernels.coverage_erode // 2 + kernels.blur_size // 2 + 2
@@ -156,9 +206,9 @@ def test_masks_are_full_where_the_input_sees_and_empty_where_it_cannot(scene: di
         full.append(float((mask[sure_seen] > 0.9).float().mean()))
         if sure_hidden.any():
             empty.append(float((mask[sure_hidden] < 0.1).float().mean()))
-    assert occluded > 50, "the orbit must show parts of the wall the sphere hides from the input (89 px)"
+    assert occluded > scene["geometry"].min_hidden, f"the orbit must show wall the input cannot see ({occluded})"
     assert min(full) > 0.95, (mode, [round(f, 3) for f in full])
-    assert min(empty) > 0.99, (mode, [round(f, 3) for f in empty])
+    assert min(empty) > scene["geometry"].min_empty, (mode, [round(f, 3) for f in empty])
 
 
 def test_a_depth_map_with_no_surface_fails_clearly(scene: dict) -> None:

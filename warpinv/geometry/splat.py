@@ -16,8 +16,12 @@ reproduces their semantics (no PyTorch3D, no compiled extension):
   ``out = sum_k f[idx_k] alpha_k prod_{j<k, idx_j >= 0} (1 - alpha_j)``, skipping empty slots, no
   background term (:func:`alpha_composite`).
 
-Memory is bounded on a CPU: points are processed in chunks, and each chunk's candidates are merged
-into the per-pixel top-``K`` lists kept so far, so the cost grows linearly with points and views.
+Memory is bounded on a CPU: points are processed in chunks, and the chunks' candidates are merged
+into the per-pixel top-``K`` lists kept so far once they could fill every pixel's ``K`` slots (so a
+merge sorts a few times the slots at most), and the cost grows linearly with points and views.
+HFGI3D splats every point and, separately, the visible ones into each view:
+:func:`rasterize_point_subset` gives both from one candidate search and one sort, exactly as two
+calls would.
 """
 from __future__ import annotations
 
