@@ -21,6 +21,7 @@ from warpinv.methods.projector import (
     project,
     ramp_lr,
     synthesize,
+    synthesize_views,
 )
 
 
@@ -116,6 +117,33 @@ def test_synthesize_leaves_the_render_resolution_alone(G) -> None:
     with torch.no_grad():
         out = synthesize(G, ws, yaw_pitch_camera(0.0, 0.0), neural_rendering_resolution=32, deterministic=True)
     assert out["image_raw"].shape[-1] == 32 and G.neural_rendering_resolution == before
+
+
+def test_views_of_one_latent_share_the_tri_planes_and_match_separate_calls(G) -> None:
+    """``synthesize_views`` (HFGI3D's two-view steps): same images as one ``synthesize`` per camera, the same
+    gradient to the generator up to float rounding, the render resolution untouched."""
+    ws = G.w_avg.reshape(1, 1, -1).repeat(1, G.num_ws, 1)
+    cameras = [yaw_pitch_camera(0.0, 0.0), yaw_pitch_camera(0.3, -0.1)]
+    before = G.neural_rendering_resolution
+    kw = dict(neural_rendering_resolution=32, deterministic=True)
+    grads = []
+    for together in (True, False):
+        G.requires_grad_(True)
+        G.zero_grad(set_to_none=True)
+        outs = synthesize_views(G, ws, cameras, **kw) if together else [synthesize(G, ws, c, **kw) for c in cameras]
+        sum(o["image"].square().mean() for o in outs).backward()
+        grads.append({n: p.grad.clone() for n, p in G.named_parameters() if p.grad is not None})
+        if together:
+            images = [o["image"].detach() for o in outs]
+        else:
+            for a, b in zip(images, outs):
+                assert torch.equal(a, b["image"].detach())
+    G.requires_grad_(False)
+    G.zero_grad(set_to_none=True)
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 0
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6)
+    assert G.neural_rendering_resolution == before
 
 
 def test_prepare_target_resizes_image_and_mask() -> None:

@@ -118,8 +118,8 @@ def rasterize_point_subset(ndc: Tensor, subset: Tensor, height: int, width: int,
 
 def _rasterize(ndc: Tensor, subset: Tensor | None, height: int, width: int, radius: float, k: int,
                chunk_size: int) -> tuple[Fragments, Fragments | None]:
-    """Fragments of every point and (``subset`` given) of the subset; per chunk, the new candidates are
-    merged into the entries kept so far and only those in either top-``k`` survive."""
+    """Fragments of every point and (``subset`` given) of the subset; the chunks' candidates are merged
+    into the entries kept so far (see the module docstring) and only those in either top-``k`` survive."""
     device = ndc.device
     xs, ys = pixel_centres(width, device), pixel_centres(height, device)
     r2 = torch.tensor(radius, dtype=torch.float32) ** 2
