@@ -150,16 +150,23 @@ def frozen(module: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
+@contextlib.contextmanager
+def render_resolution_kept(G: EG3DGenerator) -> Iterator[None]:
+    """Undo the official side effect of a ``neural_rendering_resolution`` argument on the generator's attribute."""
+    saved = G.neural_rendering_resolution
+    try:
+        yield
+    finally:
+        G.neural_rendering_resolution = saved
+
+
 def synthesize(G: EG3DGenerator, ws: Tensor, camera: Tensor, *, neural_rendering_resolution: int | None = None,
                deterministic: bool = False, noise_mode: str = "const") -> dict[str, Tensor]:
     """``G.synthesis`` as the official inversion code calls it (``force_fp32=True``), without the
     official side effect of a ``neural_rendering_resolution`` argument on the generator's attribute."""
-    saved = G.neural_rendering_resolution
-    try:
+    with render_resolution_kept(G):
         return G.synthesis(ws, camera, neural_rendering_resolution=neural_rendering_resolution,
                            deterministic=deterministic, noise_mode=noise_mode, force_fp32=True)
-    finally:
-        G.neural_rendering_resolution = saved
 
 
 def synthesize_views(G: EG3DGenerator, ws: Tensor, cameras: Sequence[Tensor], *,
@@ -172,13 +179,10 @@ def synthesize_views(G: EG3DGenerator, ws: Tensor, cameras: Sequence[Tensor], *,
     if noise_mode == "random":
         return [synthesize(G, ws, c, neural_rendering_resolution=neural_rendering_resolution,
                            deterministic=deterministic, noise_mode=noise_mode) for c in cameras]
-    saved = G.neural_rendering_resolution
-    try:
+    with render_resolution_kept(G):
         planes = G.planes(ws, noise_mode=noise_mode, force_fp32=True)
         return [G.render_planes(planes, ws, c, neural_rendering_resolution, deterministic=deterministic,
                                 noise_mode=noise_mode, force_fp32=True) for c in cameras]
-    finally:
-        G.neural_rendering_resolution = saved
 
 
 def prepare_target(item: InversionItem, resolution: int) -> tuple[Tensor, Tensor | None]:
