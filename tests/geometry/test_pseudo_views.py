@@ -2,13 +2,17 @@
 close to the fixtures: warping a render through its own depth reproduces the generator's own renders
 of the other views where the mask says the warp is used, and the mask follows what the input sees.
 
-The scene: the embedded ``tiny`` generator's colours (its tri-planes low-passed) on an opaque
-sphere in front of an opaque wall (inside the rays' depth range), rendered at 64 px with 48 + 48
-samples per ray. The random tiny generator itself has no surface (its density is noise throughout
-the box, marched with 8 + 8 samples), so no warp can reproduce its other views: even the ideal
-backward warp with the true target depth measures 25.5 dB there. With a surface, what remains is the
-warp's own error. PSNR is measured inside the mask and away from the target's silhouettes, where
-every point splat grows the nearer side by its radius.
+The scene: the embedded ``tiny`` generator's colours (its tri-planes low-passed, read at the point
+clamped into the tri-plane box) on an opaque sphere in front of an opaque wall (inside the rays'
+depth range), rendered at 64 px with 48 + 48 samples per ray. The clamp matters: outside the box the
+zero-padded planes drop the features to zero within a texel, and the rendered surface is not
+infinitely thin (the density ramps up over about 0.02 behind the wall), so each view averages that
+jump over a different stretch of its ray: a colour no warp can reproduce (17.5 dB on such wall
+pixels of the ``deep`` scene without the clamp, 47-48 dB with it). The random tiny generator itself
+has no surface (its density is noise throughout the box, marched with 8 + 8 samples), so no warp can
+reproduce its other views: even the ideal backward warp with the true target depth measures 25.5 dB
+there. With a surface, what remains is the warp's own error. PSNR is measured inside the mask and
+away from the target's silhouettes, where every point splat grows the nearer side by its radius.
 """
 from __future__ import annotations
 
@@ -37,13 +41,14 @@ class Geometry:
     3.3, from every orbit camera), seen by the input camera at ``input_yaw``.
 
     ``touching``: the sphere touches the wall and the input looks from near the front, so the orbit shows
-    only thin disoccluded slivers of the wall (89 clearly hidden pixels over 30 views); acceptance 2's
-    30 dB holds in every view. ``deep``: a smaller sphere 0.3 in front of the wall, seen from the side,
-    so that the views on the other side look at a wide band of wall the input never saw (4014 clearly
-    hidden pixels). There the pipeline is measurably worse, in both modes (22-23 of 30 views above
-    30 dB, the far side's views 4-11 down to 26.8 dB; 97.4-98.3 % of the hidden pixels under 0.1 in the
-    worst view): the floors below are those measurements less a margin, a regression guard, not a
-    claim that they are good (``warpinv/methods/hfgi3d/README.md``)."""
+    only thin disoccluded slivers of the wall (89 clearly hidden pixels over 30 views). ``deep``: a smaller
+    sphere 0.3 in front of the wall, seen from the side, so that the views on the other side look at a wide
+    band of wall the input never saw (4014 clearly hidden pixels). There the released mesh leaks: it joins the
+    sphere's silhouette to the wall with a sheet of triangles whose front the input "sees", and the far-side
+    views take its colours where the hidden wall should be. ``clean`` mode keeps those triangles uncoloured
+    (``PseudoViewConfig.max_depth_jump``); ``official`` keeps the leak, and its floor on ``deep`` is the
+    measurement less a margin (a regression guard, not a claim that it is good; figures in
+    ``warpinv/methods/hfgi3d/README.md``)."""
 
     name: str
     centre_z: float
@@ -52,14 +57,16 @@ class Geometry:
     input_yaw: float
     min_hidden: int
     """Clearly hidden pixels the 30 views must show (the test's check that it tests something)."""
-    min_psnr: float
-    """Floor of every view's warp PSNR inside the mask."""
-    min_empty: float
-    """Floor of the fraction of clearly hidden pixels whose mask is below 0.1, in every view."""
+    min_empty_official: float
+    """``official`` mode's floor of the fraction of clearly hidden pixels whose mask is below 0.1, in every view
+    (``clean``: 0.99 on both scenes)."""
 
 
-GEOMETRIES = (Geometry("touching", 0.0, 0.3, -0.3, 0.15, 50, 30.0, 0.99),
-              Geometry("deep", 0.2, 0.2, -0.3, 0.3, 3000, 26.0, 0.97))
+GEOMETRIES = (Geometry("touching", 0.0, 0.3, -0.3, 0.15, 50, 0.99),
+              Geometry("deep", 0.2, 0.2, -0.3, 0.3, 3000, 0.97))
+MIN_PSNR = 30.0
+MIN_FULL = 0.95
+MIN_EMPTY = 0.99
 
 
 def sphere_field(geometry: Geometry):
@@ -67,7 +74,8 @@ def sphere_field(geometry: Geometry):
 
     def plane_field(planes: Tensor, decoder: torch.nn.Module, options: dict, feature_hook=None):
         def field(coordinates: Tensor, directions: Tensor) -> dict[str, Tensor]:
-            out = run_model(planes, decoder, coordinates, directions, options, feature_hook=feature_hook)
+            inside = coordinates.clamp(-0.49, 0.49)
+            out = run_model(planes, decoder, inside, directions, options, feature_hook=feature_hook)
             centre = coordinates.new_tensor([0.0, 0.0, geometry.centre_z])
             sphere = geometry.radius - (coordinates - centre).norm(dim=-1, keepdim=True)
             out["sigma"] = SHARPNESS * torch.maximum(sphere, geometry.wall_z - coordinates[..., 2:])
@@ -160,15 +168,14 @@ def away_from_silhouettes(scene: dict, view: int, radius: float) -> Tensor:
 
 
 def test_warps_match_the_generators_own_views_inside_the_mask(any_scene: dict, warped) -> None:
-    """Acceptance 2: above 30 dB in every one of the 30 orbit views, both modes, on the ``touching`` scene;
-    the ``deep`` scene's floor is its measurement (see :class:`Geometry`; figures in
+    """Acceptance 2: above 30 dB in every one of the 30 orbit views, both modes, both scenes (figures in
     ``warpinv/methods/hfgi3d/README.md``)."""
     scene = any_scene
     mode, pv = warped
     radius = PseudoViewConfig().point_radius
     psnrs = [masked_psnr(pv.warps[i], scene["truth"][i], pv.masks[i] * away_from_silhouettes(scene, i, radius))
              for i in range(len(scene["views"]))]
-    assert min(psnrs) > scene["geometry"].min_psnr, (mode, [round(p, 1) for p in psnrs])
+    assert min(psnrs) > MIN_PSNR, (mode, [round(p, 1) for p in psnrs])
 
 
 def occlusion_gap(scene: dict, view: int) -> Tensor:
@@ -189,26 +196,58 @@ def test_masks_are_full_where_the_input_sees_and_empty_where_it_cannot(any_scene
     point is not behind the input's surface (gap <= 0.01), hidden when it lies clearly behind it (gap >
     0.05: the wall disoccluded by the sphere) or outside the input image. Away from silhouettes and from
     the other class by the mask kernels' reach, the mask must be above 0.9 on at least 95 % of the seen
-    pixels and below 0.1 on at least 99 % of the hidden ones (``deep``: 97 %), in every view (measured on
-    ``touching``: 95.6-100 % and 99.3-100 %; on ``deep``: 99.8-100 % and 97.4-100 %)."""
+    pixels and below 0.1 on at least 99 % of the hidden ones, in every view (``official`` on ``deep``: 97 %,
+    see :class:`Geometry`)."""
     scene = any_scene
     mode, pv = warped
-    kernels = PseudoViewConfig().kernels.scaled(RESOLUTION)
-    reach = kernels.coverage_erode // 2 + kernels.blur_size // 2 + 2
-    full, empty, occluded = [], [], 0
+    min_empty = MIN_EMPTY if mode == "clean" else scene["geometry"].min_empty_official
+    assert hidden_pixels(scene) > scene["geometry"].min_hidden, "the orbit must show wall the input cannot see"
+    full, empty = mask_agreement(scene, pv)
+    assert min(full) > MIN_FULL, (mode, [round(f, 3) for f in full])
+    assert min(empty) > min_empty, (mode, [round(f, 3) for f in empty])
+
+
+def test_the_sheet_across_silhouettes_is_what_leaks() -> None:
+    """Without ``max_depth_jump`` (the released mesh), ``clean`` mode leaks into the ``deep`` scene's hidden
+    wall: the mechanism the setting removes, shown on the scene where it matters (the ``touching`` scene's
+    slivers are too narrow)."""
+    scene = build_scene(GEOMETRIES[1])
+    pv = make_pseudo_views(scene["image"], scene["depth"], scene["camera"], scene["views"],
+                           torch.zeros_like(scene["truth"]), PseudoViewConfig(mode="clean", max_depth_jump=math.inf),
+                           torch.Generator().manual_seed(0))
+    _, empty = mask_agreement(scene, pv)
+    assert min(empty) < MIN_EMPTY
+
+
+def mask_agreement(scene: dict, pv) -> tuple[list[float], list[float]]:
+    """Per view: the fraction of surely seen pixels whose mask is above 0.9, and (views with any) of surely
+    hidden pixels whose mask is below 0.1 (see the test above)."""
+    full, empty = [], []
     for i in range(len(scene["views"])):
-        gap = occlusion_gap(scene, i)
-        clear = ~dilate(depth_edges(scene["truth_depth"][i, 0]), reach)
-        sure_seen = erode(gap <= 0.01, 2 * reach + 1) & clear
-        sure_hidden = erode(gap > 0.05, 2 * reach + 1)
-        occluded += int((sure_hidden & torch.isfinite(gap)).sum())
+        sure_seen, sure_hidden = reference_visibility(scene, i)
         mask = pv.masks[i, 0]
         full.append(float((mask[sure_seen] > 0.9).float().mean()))
         if sure_hidden.any():
             empty.append(float((mask[sure_hidden] < 0.1).float().mean()))
-    assert occluded > scene["geometry"].min_hidden, f"the orbit must show wall the input cannot see ({occluded})"
-    assert min(full) > 0.95, (mode, [round(f, 3) for f in full])
-    assert min(empty) > scene["geometry"].min_empty, (mode, [round(f, 3) for f in empty])
+    return full, empty
+
+
+def reference_visibility(scene: dict, view: int) -> tuple[Tensor, Tensor]:
+    """``(R, R)`` bool each: target pixels surely seen and surely hidden by the input, away from silhouettes
+    and from each other by the mask kernels' reach."""
+    kernels = PseudoViewConfig().kernels.scaled(RESOLUTION)
+    reach = kernels.coverage_erode // 2 + kernels.blur_size // 2 + 2
+    gap = occlusion_gap(scene, view)
+    clear = ~dilate(depth_edges(scene["truth_depth"][view, 0]), reach)
+    return erode(gap <= 0.01, 2 * reach + 1) & clear, erode(gap > 0.05, 2 * reach + 1)
+
+
+def hidden_pixels(scene: dict) -> int:
+    """Surely hidden target pixels inside the input image, over all views."""
+    total = 0
+    for i in range(len(scene["views"])):
+        total += int((reference_visibility(scene, i)[1] & torch.isfinite(occlusion_gap(scene, i))).sum())
+    return total
 
 
 def test_a_depth_map_with_no_surface_fails_clearly(scene: dict) -> None:

@@ -34,6 +34,7 @@ from warpinv.geometry.masks import (
 from warpinv.geometry.mesh import (
     DEPTH_PNG_SCALE,
     camera_to_world,
+    depth_jump_faces,
     depth_to_mesh,
     grid_faces,
     pixel_intrinsics,
@@ -42,7 +43,7 @@ from warpinv.geometry.mesh import (
 )
 from warpinv.geometry.poisson import poisson_blend
 from warpinv.geometry.pseudo_views import PseudoViewConfig, PseudoViewError, PseudoViews, make_pseudo_views
-from warpinv.geometry.sampling import face_areas, sample_surface
+from warpinv.geometry.sampling import face_areas, sample_surface, sample_surface_faces
 from warpinv.geometry.splat import (
     Fragments,
     alpha_composite,
@@ -66,6 +67,7 @@ __all__ = [
     "alpha_composite",
     "blend",
     "camera_to_world",
+    "depth_jump_faces",
     "depth_to_mesh",
     "draw_blur_sigma",
     "erode",
@@ -90,6 +92,7 @@ __all__ = [
     "resize_depth",
     "sample_colors",
     "sample_surface",
+    "sample_surface_faces",
     "soft_mask",
     "splat_alphas",
     "splat_summation",

@@ -145,6 +145,33 @@ def _faces(quads: Tensor, tri_cos: Tensor, valid: Tensor) -> Tensor:
     return torch.cat(parts).long()
 
 
+def depth_jump_faces(faces: Tensor, depth: Tensor, max_jump: float) -> Tensor:
+    """Which faces span a depth discontinuity: corner depths more than ``max_jump`` times the nearest
+    corner's depth apart.
+
+    ``depth_to_mesh`` connects every pair of neighbouring pixels, so at a silhouette it stretches a sheet
+    of triangles from the near surface to whatever lies behind it: these are those triangles.
+
+    Args:
+        faces: ``(F, 3)`` vertex indices.
+        depth: ``(V,)`` distance of each vertex from the camera.
+        max_jump: the largest relative depth span of a face that is kept as surface.
+
+    Returns:
+        ``(F,)`` bool, True for the faces across a discontinuity.
+
+    Example:
+        >>> faces = torch.tensor([[0, 1, 2], [1, 2, 3]])
+        >>> depth_jump_faces(faces, torch.tensor([1.0, 1.01, 1.02, 1.5]), 0.05).tolist()
+        [False, True]
+    """
+    if not max_jump > 0:
+        raise ValueError(f"max_jump must be > 0, got {max_jump}")
+    corners = depth[faces]
+    near, far = corners.amin(1), corners.amax(1)
+    return far - near > max_jump * near
+
+
 def camera_to_world(vertices: Tensor, cam2world: Tensor) -> Tensor:
     """``vertices (N, 3)`` in camera coordinates -> world, with ``cam2world (4, 4)`` (float64)."""
     c2w = cam2world.double()

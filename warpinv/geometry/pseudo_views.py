@@ -24,7 +24,12 @@ Two modes (:class:`PseudoViewConfig`):
   stretched to its own maximum (imageio 2.9); the warp is not normalised by its splat weights.
 - ``clean``: the same steps without the file formats and with consistent geometry: float depth,
   points on the true pixel rays (:func:`~warpinv.cameras.warp.unproject_depth`), half-pixel centres
-  throughout, the warp divided by its splat weight, float masks.
+  throughout, the warp divided by its splat weight, float masks, and no colour on the mesh triangles
+  across depth discontinuities (``max_depth_jump``): the released mesh joins a silhouette to the
+  background behind it and the input "sees" the front of that sheet, so other views would take its
+  colours where they look at background the input never saw. The sheet's points stay, as surface
+  the input did not see (coverage without visibility), so narrow disocclusions are not filled by the
+  splats of their two sides.
 
 Both read the focal length and principal point of each camera from its label (the released script
 hard-codes FFHQ's 4.2647 and the image centre, which FFHQ labels hold). Kernel sizes are the
@@ -33,6 +38,7 @@ released ones at 512 px and scale with the view size; the number of points scale
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -52,6 +58,7 @@ from warpinv.geometry.masks import (
 from warpinv.geometry.mesh import (
     DEPTH_PNG_SCALE,
     camera_to_world,
+    depth_jump_faces,
     depth_to_mesh,
     grid_faces,
     pixel_intrinsics,
@@ -59,7 +66,7 @@ from warpinv.geometry.mesh import (
     resize_depth,
 )
 from warpinv.geometry.poisson import poisson_blend
-from warpinv.geometry.sampling import sample_surface
+from warpinv.geometry.sampling import sample_surface_faces
 from warpinv.geometry.splat import (
     Fragments,
     alpha_composite,
@@ -78,6 +85,8 @@ Blending = Literal["alpha", "poisson"]
 OFFICIAL_SIZE = 512
 OFFICIAL_POINTS = 1_000_000
 OFFICIAL_MESH_SIZE = 1024
+#: ``clean`` mode's default ``max_depth_jump``.
+CLEAN_MAX_DEPTH_JUMP = 0.05
 
 
 class PseudoViewError(ValueError):
@@ -108,6 +117,11 @@ class PseudoViewConfig:
     """Splat radius in pixels (released: 2)."""
     points_per_pixel: int = 16
     """Points kept per pixel by the splat (released: 16)."""
+    max_depth_jump: float | None = None
+    """Mesh triangles whose corner distances to the input camera span more than this fraction of the nearest one
+    (the sheet the depth mesh stretches across silhouettes) keep their points but give them no colour: those points
+    still hide what lies behind them in other views, as unseen surface; ``null``: 0.05 in ``clean`` mode, none in
+    ``official`` (released); ``.inf``: none."""
     visibility_tolerance: float | None = None
     """A point is visible when at most this far (depth units) behind its pixel's nearest point; ``null``: 1/H."""
     kernels: MaskKernels = field(default_factory=MaskKernels)
@@ -129,12 +143,25 @@ class PseudoViewConfig:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if not self.point_radius > 0:
             raise ValueError(f"point_radius must be > 0, got {self.point_radius}")
+        if self.max_depth_jump is not None and not self.max_depth_jump > 0:
+            raise ValueError(f"max_depth_jump must be > 0 (.inf: no culling), got {self.max_depth_jump}")
 
     def num_points_for(self, size: int) -> int:
         """Surface points for ``size x size`` views."""
         if self.num_points is not None:
             return self.num_points
         return max(1, round(OFFICIAL_POINTS * size * size / OFFICIAL_SIZE ** 2))
+
+    def depth_jump_limit(self) -> float:
+        """The relative depth span above which mesh triangles are dropped (``inf``: none).
+
+        Example:
+            >>> PseudoViewConfig().depth_jump_limit(), PseudoViewConfig(mode="clean").depth_jump_limit()
+            (inf, 0.05)
+        """
+        if self.max_depth_jump is not None:
+            return self.max_depth_jump
+        return CLEAN_MAX_DEPTH_JUMP if self.mode == "clean" else math.inf
 
     def mesh_size_for(self, size: int) -> int:
         """Mesh resolution for ``size x size`` views."""
@@ -218,12 +245,16 @@ def seen_surface(image: Tensor, depth: Tensor, camera: Tensor, config: PseudoVie
     height, width = image.shape[-2:]
     vertices, faces = surface_mesh(depth, camera, config.mesh_size_for(width), config.mode)
     try:
-        points = sample_surface(vertices, faces, config.num_points_for(width), generator)
+        points, face = sample_surface_faces(vertices, faces, config.num_points_for(width), generator)
     except ValueError as err:
         raise PseudoViewError(f"the depth map gives no surface: {err}") from None
     xy, z = _input_projection(points, camera, height, width, config.mode)
     vis = zbuffer_visibility(xy, z, height, width, config.visibility_tolerance)
     visible = vis.visible if config.mode == "official" else vis.visible & (vis.z > 0)
+    if math.isfinite(config.depth_jump_limit()):
+        distance = (vertices - camera[[3, 7, 11]].to(vertices)).norm(dim=1)
+        sheet = depth_jump_faces(faces, distance, config.depth_jump_limit())[face]
+        visible &= ~sheet[vis.in_bounds.to(sheet.device)].to(visible.device)
     if excluded is not None:
         visible &= ~excluded.to(visible.device)[vis.pixels[:, 1], vis.pixels[:, 0]]
     if not bool(visible.any()):

@@ -50,6 +50,20 @@ def sample_surface(vertices: Tensor, faces: Tensor, num_points: int, generator: 
         >>> pts.shape, bool((pts[:, :2] >= 0).all() and (pts[:, :2] <= 1).all()), round(float(pts[:, 0].mean()), 1)
         (torch.Size([1000, 3]), True, 0.5)
     """
+    return sample_surface_faces(vertices, faces, num_points, generator)[0]
+
+
+def sample_surface_faces(vertices: Tensor, faces: Tensor, num_points: int,
+                         generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """:func:`sample_surface`, also returning the face each point lies on: ``(points (N, 3), face (N,))``.
+
+    Example:
+        >>> tri = torch.tensor([[0., 0, 0], [1, 0, 0], [0, 1, 0], [5, 5, 0]])
+        >>> faces = torch.tensor([[0, 1, 2], [1, 3, 2]])
+        >>> pts, face = sample_surface_faces(tri, faces, 500, torch.Generator().manual_seed(0))
+        >>> bool((pts[face == 0].sum(1) <= 1).all() and (pts[face == 1].sum(1) >= 1).all())
+        True
+    """
     if vertices.ndim != 2 or vertices.shape[1] != 3 or not vertices.is_floating_point():
         raise ValueError(f"vertices must be a float (V, 3) tensor, got {tuple(vertices.shape)} {vertices.dtype}")
     if faces.ndim != 2 or faces.shape[1] != 3:
@@ -64,4 +78,4 @@ def sample_surface(vertices: Tensor, faces: Tensor, num_points: int, generator: 
     v = torch.rand(num_points, generator=generator, device=vertices.device, dtype=vertices.dtype)
     weights = torch.stack([1 - u, u * (1 - v), u * v], 1)  # (N, 3)
     corners = vertices[faces[chosen]]  # (N, 3, 3)
-    return (weights[:, :, None] * corners).sum(1)
+    return (weights[:, :, None] * corners).sum(1), chosen

@@ -37,13 +37,24 @@ EMPTY = -1
 
 def points_to_ndc(points: Tensor, cam2world: Tensor, height: int, width: int, focal: float = 4.2647) -> Tensor:
     """``points (N, 3)`` in world coordinates -> ``(N, 3)`` PyTorch3D NDC ``(x, y, z)`` in float32, as the
-    released code computes them (``world2cam`` from numpy's float32 inverse, then float32 torch)."""
+    released code computes them (``world2cam`` from numpy's float32 inverse, then float32 torch).
+
+    The two 3x3 products are written out term by term, ``(x m0 + y m1) + z m2 (+ t)``: a float32 matrix
+    product rounds differently with the CPU's vector width (up to 12 ulp on AVX-512), and this order
+    reproduces the released values bit for bit on every CPU."""
     world2cam = torch.from_numpy(np.linalg.inv(cam2world.detach().cpu().numpy().astype(np.float32))).to(points.device)
     K = torch.tensor([[focal * width, 0, 0.5 * width], [0, focal * height, 0.5 * height], [0, 0, 1]],
                      dtype=torch.float32, device=points.device)
-    proj = points.float() @ world2cam[:3, :3].T + world2cam[:3, 3]
-    proj = proj @ K.T
+    proj = _affine_rows(K, _affine_rows(world2cam[:3, :3], points.float(), world2cam[:3, 3]))
     return pixels_to_ndc(proj[:, :2] / proj[:, 2:], proj[:, 2], height, width)
+
+
+def _affine_rows(matrix: Tensor, vectors: Tensor, offset: Tensor | None = None) -> Tensor:
+    """``vectors (N, 3) @ matrix (3, 3).T (+ offset (3,))``, summed left to right in the vectors' dtype."""
+    rows = [vectors[:, 0] * m[0] + vectors[:, 1] * m[1] + vectors[:, 2] * m[2] for m in matrix]
+    if offset is not None:
+        rows = [row + t for row, t in zip(rows, offset)]
+    return torch.stack(rows, 1)
 
 
 def pixels_to_ndc(xy: Tensor, z: Tensor, height: int, width: int) -> Tensor:
