@@ -39,7 +39,10 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
 
 #: Recorded before the refactor (torch 2.14.1, CPU); re-recorded once when the renderer's plane lookup became one
 #: fused bag of texels per point (issue 16): float summation order only, latents moved by at most 1.4e-8
-#: relative, losses by 6e-6 (the tuned deltas' signed sums, which cancel, by up to 2.4e-4).
+#: relative, losses by 6e-6 (the tuned deltas' signed sums, which cancel, by up to 2.4e-4). Recorded on an AMD EPYC
+#: (AVX2); an Intel Xeon with AVX-512 rounds float32 reductions differently: latents within 1.3e-7 relative, losses
+#: and the deltas' absolute sums within 2.1e-5, their signed sums within 1.3e-6 of the absolute sums
+#: (:data:`TOLERANCE`).
 EXPECTED: dict[str, dict[str, float]] = {
     "w_opt_suite": {
         "ws_sum": 3452.4563023280352,
@@ -85,6 +88,21 @@ EXPECTED: dict[str, dict[str, float]] = {
 }
 
 
+#: Relative tolerance per kind of number: an order of magnitude above the CPUs' float32 rounding (see above), far
+#: below what a change of the method's steps, RNG draws or losses moves (percents).
+TOLERANCE = {"ws": 1e-6, "loss": 1e-4}
+#: ``delta_sum`` adds signed changes that cancel: compared to ``delta_abs`` (its scale), not to itself.
+DELTA_SUM_TOLERANCE = 1e-5
+
+
+def expected_close(key: str, got: dict[str, float], expected: dict[str, float]) -> bool:
+    """``got[key]`` equals ``expected[key]`` within the tolerance of its kind."""
+    if key == "delta_sum":
+        return abs(got[key] - expected[key]) <= DELTA_SUM_TOLERANCE * expected["delta_abs"]
+    rel = TOLERANCE["ws"] if key.startswith("ws_") else TOLERANCE["loss"]
+    return got[key] == pytest.approx(expected[key], rel=rel, abs=1e-9)
+
+
 def checksums(G: EG3DGenerator, inv: Inversion) -> dict[str, float]:
     """Sums of the latent, of the tuned tensors' changes, and the finite numbers of ``info``."""
     base = G.state_dict()
@@ -114,4 +132,4 @@ def test_numbers_match_the_recorded_ones(G: EG3DGenerator, case: str) -> None:
     got = checksums(G, method.invert(item))
     assert set(got) == set(EXPECTED[case])
     for key, value in EXPECTED[case].items():
-        assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), (case, key)
+        assert expected_close(key, got, EXPECTED[case]), (case, key, got[key], value)
