@@ -19,6 +19,10 @@ weight values), each generator and settings in a fresh subprocess (its own peak 
   gradient at every step;
 - the fixed ``latent_stats`` (``ind.w_avg_samples`` mapped latents) and the process's peak memory after each stage.
 
+The random start runs in a process of its own (``--in-process``: after the other stages, in the same one): its
+figure holds that process's peak before it (generator, LPIPS trunks, image) and after it, and their difference per
+latent of the batch (``mb_per_latent``), the memory a larger ``ind.init_batch`` costs.
+
 The ``in_n_out`` entry of the default suite (``experiments/bench/default.yaml``), when it has one, is measured the
 same way on the suite's generator with the entry's own settings (reduced budget, MSE only, smaller OOD tri-plane...).
 
@@ -74,6 +78,8 @@ DEFAULT_SUITE = ROOT / "experiments" / "bench" / "default.yaml"
 CONFIGS = ("tiny", "ffhq512-128")
 METHOD = "in_n_out"
 RELEASED_WS_LR_SCALE = 0.01
+#: What one measuring process runs: the step stages, the random start (each in its own process unless in-process).
+PARTS = ("steps", "random_start")
 #: The figure of a stage that a configuration does not run (0 steps): it adds nothing to a total.
 NOT_RUN: dict[str, Any] = {"seconds": 0.0, "kind": "not run", "formula": "0 steps in this configuration"}
 logger = logging.getLogger("perf_in_n_out")
@@ -116,17 +122,14 @@ def centre_square_mask(size: int) -> torch.Tensor:
 
 
 def measure_config(name: str, config: Any, settings: str, steps: int, start_batches: int,
-                   device: torch.device) -> dict[str, Any]:
+                   device: torch.device, parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
     """Per-step costs of the three stages on one generator with one :class:`InNOutConfig` (random LPIPS trunks).
 
-    The stages run in the order W+, SR, OOD with the latent frozen, OOD as configured, random start (the largest
-    memory last, so that ``peak_mb_after`` of each stage shows its own rise). A stage with 0 steps in ``config`` is
-    reported with 0 s and ``"not run"``.
+    ``parts``: ``steps`` (W+, SR, OOD with the latent frozen, OOD as configured, in that order, so that
+    ``peak_mb_after`` of each stage shows its own rise) and/or ``random_start`` (after them when both run). A stage
+    with 0 steps in ``config`` is reported with 0 s and ``"not run"``.
     """
-    from warpinv.cameras import yaw_pitch_camera
-    from warpinv.methods.base import InversionItem
     from warpinv.methods.in_n_out.method import InNOut
-    from warpinv.methods.projector import latent_stats
 
     G = build_generator(name, device)
     config = dataclasses.replace(config, allow_random_lpips=True)
@@ -134,35 +137,57 @@ def measure_config(name: str, config: Any, settings: str, steps: int, start_batc
     for module in (method.ind_perceptual, method.init_perceptual, method.ood_perceptual, method.sr_perceptual):
         if module is not None:
             module.to(device)
-    res = G.img_resolution
-    rng = torch.Generator().manual_seed(0)
-    image = torch.rand(1, 3, res, res, generator=rng) * 2 - 1
-    item = InversionItem("perf", image.to(device), yaw_pitch_camera(0.0, 0.0).to(device),
-                         extras={"ood_mask": centre_square_mask(res).to(device)})
-    targets = method.targets(item)
-    ind = config.ind
-    stats_s, stats = timed_once(lambda: latent_stats(G, targets.camera, ind.w_avg_samples, ind.w_avg_seed,
-                                                     conditioning=ind.conditioning), device)
+    targets = perf_targets(method, device)
     row: dict[str, Any] = {
-        "config": name, "settings": settings, "resolution": res, "neural_rendering_resolution": method.nrr,
-        "plane_resolution": config.plane_resolution, "source": getattr(G, "source", name),
-        "lpips_random_trunks": method.random_lpips, "ood_mask": True,
-        "latent_stats_s": figure(stats_s, "measured", f"latent_stats with {ind.w_avg_samples} samples, 1 run",
-                                 peak_mb_after=peak_memory_mb(device)),
+        "config": name, "settings": settings, "resolution": G.img_resolution,
+        "neural_rendering_resolution": method.nrr, "plane_resolution": config.plane_resolution,
+        "source": getattr(G, "source", name), "lpips_random_trunks": method.random_lpips, "ood_mask": True,
     }
-    row["wplus_step_s"], ws = measure_wplus(method, targets, stats, steps, device)
-    row["sr_step_s"] = measure_sr(method, targets, ws, steps, device) if config.sr.steps else NOT_RUN
-    refined = config.ood.ws_lr_scale or RELEASED_WS_LR_SCALE
-    row["ood_step_frozen_ws_s"] = measure_ood(method, targets, ws, steps, 0.0, device) if config.ood.steps else NOT_RUN
-    row["ood_step_s"] = measure_ood(method, targets, ws, steps, refined, device) if config.ood.steps else NOT_RUN
-    row["random_start_sample_s"] = (measure_random_start(method, targets, start_batches, device)
-                                    if ind.init_samples else NOT_RUN)
+    if "steps" in parts:
+        row.update(measure_steps(method, targets, steps, device))
+    if "random_start" in parts:
+        row["random_start_sample_s"] = (measure_random_start(method, targets, start_batches, device,
+                                                             own_process=parts == ("random_start",))
+                                        if config.ind.init_samples else NOT_RUN)
     row["peak_mb"] = peak_memory_mb(device)
     return row
 
 
-def measure_random_start(method: Any, targets: Any, batches: int, device: torch.device) -> dict[str, Any]:
-    """Seconds per random latent of ``random_start``: calls of one ``init_batch`` each, 1 warm-up call."""
+def perf_targets(method: Any, device: torch.device) -> Any:
+    """The method's targets for a seeded random image with an OOD mask, at the frontal camera."""
+    from warpinv.cameras import yaw_pitch_camera
+    from warpinv.methods.base import InversionItem
+
+    res = method.G.img_resolution
+    rng = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, res, res, generator=rng) * 2 - 1
+    item = InversionItem("perf", image.to(device), yaw_pitch_camera(0.0, 0.0).to(device),
+                         extras={"ood_mask": centre_square_mask(res).to(device)})
+    return method.targets(item)
+
+
+def measure_steps(method: Any, targets: Any, steps: int, device: torch.device) -> dict[str, Any]:
+    """``latent_stats`` once, then the W+, SR and OOD steps (the ``*_s`` figures of a row)."""
+    from warpinv.methods.projector import latent_stats
+
+    config, ind = method.config, method.config.ind
+    stats_s, stats = timed_once(lambda: latent_stats(method.G, targets.camera, ind.w_avg_samples, ind.w_avg_seed,
+                                                     conditioning=ind.conditioning), device)
+    out = {"latent_stats_s": figure(stats_s, "measured", f"latent_stats with {ind.w_avg_samples} samples, 1 run",
+                                    peak_mb_after=peak_memory_mb(device))}
+    out["wplus_step_s"], ws = measure_wplus(method, targets, stats, steps, device)
+    out["sr_step_s"] = measure_sr(method, targets, ws, steps, device) if config.sr.steps else NOT_RUN
+    refined = config.ood.ws_lr_scale or RELEASED_WS_LR_SCALE
+    out["ood_step_frozen_ws_s"] = measure_ood(method, targets, ws, steps, 0.0, device) if config.ood.steps else NOT_RUN
+    out["ood_step_s"] = measure_ood(method, targets, ws, steps, refined, device) if config.ood.steps else NOT_RUN
+    return out
+
+
+def measure_random_start(method: Any, targets: Any, batches: int, device: torch.device,
+                         own_process: bool) -> dict[str, Any]:
+    """Seconds per random latent of ``random_start``: calls of one ``init_batch`` each, 1 warm-up call; with the
+    process's peak memory before and after, and (``own_process``: nothing else ran in it) their difference per
+    latent."""
     from warpinv.methods.in_n_out.stages import random_start
 
     batch = method.config.ind.init_batch
@@ -172,11 +197,17 @@ def measure_random_start(method: Any, targets: Any, batches: int, device: torch.
         generator = torch.Generator(device=device).manual_seed(0)
         return random_start(method.G, targets.image, targets.camera, one_batch, method.init_perceptual, generator)
 
+    before = peak_memory_mb(device)
     warmup, _ = timed_once(call, device)
     runs = [timed_once(call, device)[0] / batch for _ in range(batches)]
+    after = peak_memory_mb(device)
+    per_latent = (after - before) / batch if own_process else None
     return median_figure(warmup / batch, runs, f"random_start of {batch} latents (ind.init_batch) per call, "
                          f"{one_batch.init_metric}({one_batch.init_lpips_net}), seconds / {batch}", unit="calls",
-                         batch=batch, peak_mb_after=peak_memory_mb(device))
+                         batch=batch, peak_mb_before=before, peak_mb_after=after, mb_per_latent=per_latent,
+                         memory=("its own process: peak before (generator, LPIPS trunks, image) and after; "
+                                 "mb_per_latent = (after - before) / batch" if own_process else
+                                 "measured after the other stages in the same process: no per-latent figure"))
 
 
 def measure_wplus(method: Any, targets: Any, stats: Any, steps: int,
@@ -370,12 +401,23 @@ def extrapolate(rows: list[dict[str, Any]], budgets: dict[str, dict[str, Any]]) 
 
 
 def run_group(args: argparse.Namespace, name: str, settings: str) -> dict[str, Any]:
-    """One generator's measurements with one settings, in a fresh subprocess unless ``--in-process``."""
+    """One generator's measurements with one settings: the step stages and the random start each in a fresh
+    subprocess, unless ``--in-process``."""
     if args.in_process:
         return measure_config(name, settings_config(settings, args.suite), settings, args.steps, args.start_batches,
                               torch.device(args.device))
+    steps, start = (run_child(args, name, settings, part) for part in PARTS)
+    for row in (steps, start):
+        if "error" in row:
+            return row
+    return {**steps, "random_start_sample_s": start["random_start_sample_s"],
+            "peak_mb": max(steps["peak_mb"], start["peak_mb"])}
+
+
+def run_child(args: argparse.Namespace, name: str, settings: str, part: str) -> dict[str, Any]:
+    """One part (:data:`PARTS`) of :func:`measure_config` in a fresh process (its own peak memory)."""
     cmd = [sys.executable, __file__, "--device", args.device, "--steps", str(args.steps), "--start-batches",
-           str(args.start_batches), "--suite", str(args.suite), "--child", name, settings]
+           str(args.start_batches), "--suite", str(args.suite), "--child", name, settings, "--part", part]
     cmd += ["--no-malloc-tuning"] if args.no_malloc_tuning else []
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -396,9 +438,9 @@ def suite_rows(args: argparse.Namespace, budget: dict[str, Any]) -> list[dict[st
 
 
 def environment(device: str, in_process: bool) -> dict[str, Any]:
-    memory = ("CPU: process peak RSS (ru_maxrss), one process per generator and settings; peak_mb_after of a stage "
-              "is the peak so far in that process (stages run in the order W+, SR, OOD frozen, OOD refined, random "
-              "start; the LPIPS trunks the settings need are built first)" if not in_process else
+    memory = ("CPU: process peak RSS (ru_maxrss), per generator and settings one process for the steps and one for the "
+              "random start; peak_mb_after of a stage is the peak so far in its process (steps in the order W+, SR, "
+              "OOD frozen, OOD refined; the LPIPS trunks the settings need are built first)" if not in_process else
               "CPU: peak RSS of the one process that measured everything (cumulative)")
     return machine_environment(
         device, weights="random generator weights (speed and memory do not depend on weight values)",
@@ -422,6 +464,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-malloc-tuning", action="store_true", help="keep glibc's default allocator settings")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--child", nargs=2, metavar=("CONFIG", "SETTINGS"), help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=PARTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps < 0 or args.start_batches < 1:
         parser.error(f"--steps must be >= 0 and --start-batches >= 1, got {args.steps} and {args.start_batches}")
@@ -441,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
         tuned = False if args.no_malloc_tuning else tune_cpu_allocator()
         name, settings = args.child
         row = measure_config(name, settings_config(settings, args.suite), settings, args.steps, args.start_batches,
-                             torch.device(args.device))
+                             torch.device(args.device), parts=(args.part,) if args.part else PARTS)
         print(json.dumps({**row, "malloc_tuning": tuned}))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -487,6 +530,11 @@ def row_summary(row: dict[str, Any]) -> str:
     return f"{row['config']:>12} ({row['settings']}): {costs} | peak {row['peak_mb']:.0f} MB"
 
 
+def _per_latent(fig: dict[str, Any]) -> str:
+    per_latent = fig.get("mb_per_latent")
+    return "-" if per_latent is None else f"{per_latent:.0f}"
+
+
 def _cost(fig: dict[str, Any]) -> str:
     return "-" if fig["kind"] == "not run" else f"{fig['seconds']:.3f}"
 
@@ -503,20 +551,23 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
         "## Per-step costs (measured, median after 1 warm-up step)",
         "",
-        "| generator | settings | " + " | ".join(STEP_COLUMNS.values()) + " | peak MB |",
-        "|---" * (len(STEP_COLUMNS) + 3) + "|",
+        "| generator | settings | " + " | ".join(STEP_COLUMNS.values()) + " | peak MB | random start MB/latent |",
+        "|---" * (len(STEP_COLUMNS) + 4) + "|",
     ]
     for r in result["steps"]:
         if "error" in r:
             lines.append(f"| {r['name']} | {r['settings']} | FAILED: {r['error']} |")
         else:
             lines.append(f"| {r['config']} | {r['settings']} | " + " | ".join(_cost(r[k]) for k in STEP_COLUMNS)
-                         + f" | {r['peak_mb']:.0f} |")
+                         + f" | {r['peak_mb']:.0f} | {_per_latent(r['random_start_sample_s'])} |")
     lines += ["", "OOD steps with `ood.ws_lr_scale=0` freeze the latent: the backbone's tri-planes are computed once "
               "(in the warm-up step) and no gradient flows through the backbone; the released recipe refines the "
               "latent at lr/100. SR steps re-render the raw composite without gradient at every step when "
               "`sr.deterministic_render` is False (released), else render it once. `-`: 0 steps in that "
-              "configuration. Peak memory is the process's peak RSS (see the JSON's `peak_mb_after` per stage).",
+              "configuration. Peak memory: the larger peak RSS of the row's two processes (the steps; the random "
+              "start); random start MB/latent: its process's peak rise over its baseline (generator, LPIPS trunks, "
+              "image) divided by `ind.init_batch` (`-`: measured in one process with the other stages). The JSON "
+              "has `peak_mb_after` per stage.",
               "",
               "## Seconds per image (extrapolated)", "",
               "| generator | budget | latent_stats | random start | W+ | OOD (latent refined / frozen) | SR "

@@ -120,6 +120,37 @@ def test_smoke_default_suite_is_measured_with_its_own_settings(smoke) -> None:
     assert "| tiny | default_suite |" in out.with_suffix(".md").read_text()
 
 
+def test_the_random_start_is_measured_in_a_process_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``--in-process`` a row merges two children: the steps, and the random start (its own memory)."""
+    script = _script()
+    calls = []
+
+    def child(args, name, settings, part):
+        calls.append(part)
+        if part == "steps":
+            return {**_row(), "config": name, "settings": settings, "peak_mb": 900.0}
+        start = {"seconds": 0.2, "kind": "measured", "peak_mb_before": 500.0, "peak_mb_after": 1300.0,
+                 "mb_per_latent": 100.0}
+        return {"config": name, "settings": settings, "random_start_sample_s": start, "peak_mb": 1300.0}
+
+    monkeypatch.setattr(script, "run_child", child)
+    args = script.parse_args(["--configs", "tiny"])
+    row = script.run_group(args, "tiny", "released")
+    assert calls == ["steps", "random_start"]
+    assert row["wplus_step_s"]["seconds"] == 1.0 and row["random_start_sample_s"]["mb_per_latent"] == 100.0
+    assert row["peak_mb"] == 1300.0
+    failed = {"name": "tiny", "settings": "released", "error": ["MemoryError"]}
+    monkeypatch.setattr(script, "run_child", lambda args, name, settings, part: failed if part != "steps" else _row())
+    assert script.run_group(args, "tiny", "released") == failed
+
+
+@pytest.mark.slow
+def test_smoke_random_start_reports_its_memory(smoke) -> None:
+    fig = _rows(smoke[0])["released"]["random_start_sample_s"]
+    assert fig["peak_mb_before"] <= fig["peak_mb_after"]
+    assert fig["mb_per_latent"] is None and "same process" in fig["memory"]  # --smoke runs in one process
+
+
 def test_released_budget_is_the_released_recipe() -> None:
     budget = _script().released_budget()
     assert (budget["init_samples"], budget["ind_steps"], budget["ood_steps"], budget["sr_steps"]) == (
