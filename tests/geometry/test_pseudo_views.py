@@ -297,3 +297,22 @@ def test_poisson_blending_keeps_the_render_outside_the_warped_region(scene: dict
     assert outside.any() and torch.equal(poisson.masks, alpha.masks)
     torch.testing.assert_close(poisson.images.permute(1, 0, 2, 3)[:, outside], renders.permute(1, 0, 2, 3)[:, outside])
     assert not torch.allclose(poisson.images, alpha.images)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("mode", ["clean", "official"])
+def test_cuda_meets_the_same_acceptance(mode: str) -> None:
+    """On a GPU (the surface points come from a CUDA random stream, so not the CPU's points): the same floors on the
+    ``deep`` scene, and the outputs stay on the device."""
+    scene = build_scene(GEOMETRIES[1])
+    cuda = torch.device("cuda")
+    pv = make_pseudo_views(scene["image"].to(cuda), scene["depth"].to(cuda), scene["camera"].to(cuda),
+                           scene["views"].to(cuda), torch.zeros_like(scene["truth"]).to(cuda),
+                           PseudoViewConfig(mode=mode), torch.Generator(device=cuda).manual_seed(0))
+    assert pv.images.device.type == "cuda" and pv.masks.device.type == "cuda"
+    pv.warps, pv.masks = pv.warps.cpu(), pv.masks.cpu()
+    psnrs = [masked_psnr(pv.warps[i], scene["truth"][i], pv.masks[i] * away_from_silhouettes(scene, i, 2.0))
+             for i in range(len(scene["views"]))]
+    full, empty = mask_agreement(scene, pv)
+    assert min(psnrs) > MIN_PSNR and min(full) > MIN_FULL
+    assert min(empty) > (MIN_EMPTY if mode == "clean" else GEOMETRIES[1].min_empty_official)
