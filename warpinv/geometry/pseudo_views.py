@@ -144,7 +144,7 @@ class PseudoViewConfig:
         if not self.point_radius > 0:
             raise ValueError(f"point_radius must be > 0, got {self.point_radius}")
         if self.max_depth_jump is not None and not self.max_depth_jump > 0:
-            raise ValueError(f"max_depth_jump must be > 0 (.inf: no culling), got {self.max_depth_jump}")
+            raise ValueError(f"max_depth_jump must be > 0 (.inf: none), got {self.max_depth_jump}")
 
     def num_points_for(self, size: int) -> int:
         """Surface points for ``size x size`` views."""
@@ -153,7 +153,7 @@ class PseudoViewConfig:
         return max(1, round(OFFICIAL_POINTS * size * size / OFFICIAL_SIZE ** 2))
 
     def depth_jump_limit(self) -> float:
-        """The relative depth span above which mesh triangles are dropped (``inf``: none).
+        """The relative depth span above which mesh triangles give their points no colour (``inf``: none).
 
         Example:
             >>> PseudoViewConfig().depth_jump_limit(), PseudoViewConfig(mode="clean").depth_jump_limit()
