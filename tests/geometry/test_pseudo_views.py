@@ -7,8 +7,8 @@ clamped into the tri-plane box) on an opaque sphere in front of an opaque wall (
 depth range), rendered at 64 px with 48 + 48 samples per ray. The clamp matters: outside the box the
 zero-padded planes drop the features to zero within a texel, and the rendered surface is not
 infinitely thin (the density ramps up over about 0.02 behind the wall), so each view averages that
-jump over a different stretch of its ray: a colour no warp can reproduce (17.5 dB on such wall
-pixels of the ``deep`` scene without the clamp, 47-48 dB with it). The random tiny generator itself
+jump over a different stretch of its ray: a colour no warp can reproduce (measured once with a script:
+17.5 dB on such wall pixels of the ``deep`` scene without the clamp, 47-48 dB with it). The random tiny generator itself
 has no surface (its density is noise throughout the box, marched with 8 + 8 samples), so no warp can
 reproduce its other views: even the ideal backward warp with the true target depth measures 25.5 dB
 there. With a surface, what remains is the warp's own error. PSNR is measured inside the mask and

@@ -251,9 +251,10 @@ def seen_surface(image: Tensor, depth: Tensor, camera: Tensor, config: PseudoVie
     xy, z = _input_projection(points, camera, height, width, config.mode)
     vis = zbuffer_visibility(xy, z, height, width, config.visibility_tolerance)
     visible = vis.visible if config.mode == "official" else vis.visible & (vis.z > 0)
-    if math.isfinite(config.depth_jump_limit()):
+    max_jump = config.depth_jump_limit()
+    if math.isfinite(max_jump):
         distance = (vertices - camera[[3, 7, 11]].to(vertices)).norm(dim=1)
-        sheet = depth_jump_faces(faces, distance, config.depth_jump_limit())[face]
+        sheet = depth_jump_faces(faces, distance, max_jump)[face]
         visible &= ~sheet[vis.in_bounds.to(sheet.device)].to(visible.device)
     if excluded is not None:
         visible &= ~excluded.to(visible.device)[vis.pixels[:, 1], vis.pixels[:, 0]]
