@@ -52,6 +52,19 @@ def test_tiny_is_deterministic_and_leaves_global_rng_alone() -> None:
     assert load_generator("tiny").source.startswith("tiny (seeded random weights")
 
 
+def test_tiny_does_not_depend_on_the_thread_count() -> None:
+    """The same weights (sha256) in a 1-thread and a 2-thread process: the harness builds the generator in
+    the main process and in every CPU rank, and the provenance names one sha."""
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; torch.set_num_threads(int(sys.argv[1])); from warpinv.backbone import build_tiny; "
+            "from warpinv.backbone.loading import state_dict_sha256; print(state_dict_sha256(build_tiny()))")
+    shas = {subprocess.run([sys.executable, "-c", code, str(n)], capture_output=True, text=True, check=True
+                           ).stdout.strip() for n in (1, 2)}
+    assert len(shas) == 1, shas
+
+
 def test_tiny_renders_view_dependent_scenes(G: EG3DGenerator) -> None:
     """Different latents give different scenes, and a camera move changes the image (3D structure)."""
     z = torch.randn(2, 512, generator=torch.Generator().manual_seed(2))

@@ -136,6 +136,11 @@ def randomize_like_trained(G: torch.nn.Module, seed: int) -> None:
     density gain 8x and colour gain 4x and shift the density bias so the median point of the box has
     raw density 0.5. Latents then give distinct, view-dependent scenes with opaque surfaces. The
     weights stay random: never report them as a trained model.
+
+    The statistics (tensor scales, the mean of ``w``) are reduced in float64: float32 reductions
+    depend on the thread count, which made the "same" generator differ in its last bits (and its
+    sha256) between a 1-thread and a 2-thread process. The mapping's own float32 products still depend
+    on the CPU's BLAS kernels (an AVX-512 and an AVX2 path differ in the last bits of ``w_avg``).
     """
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
@@ -145,7 +150,7 @@ def randomize_like_trained(G: torch.nn.Module, seed: int) -> None:
             scale = 10.0 if ("mapping.fc" in name and name.endswith("bias")) else 0.1 * _rms(t)
             t.add_(torch.randn(t.shape, generator=g) * scale)
         z = torch.randn(2000, G.z_dim, generator=g)
-        G.backbone.mapping.w_avg.copy_(G.backbone.mapping(z, torch.zeros(2000, 25))[:, 0].mean(0))
+        G.backbone.mapping.w_avg.copy_(G.backbone.mapping(z, torch.zeros(2000, 25))[:, 0].double().mean(0))
         _contrast_decoder(G, g)
 
 
@@ -162,5 +167,5 @@ def _contrast_decoder(G: torch.nn.Module, g: torch.Generator, density_gain: floa
 
 
 def _rms(t: torch.Tensor) -> float:
-    value = float(t.float().square().mean().sqrt()) if t.numel() else 0.0
+    value = float(t.double().square().mean().sqrt()) if t.numel() else 0.0
     return value if value > 0 else 1.0
