@@ -159,6 +159,19 @@ def test_renderer_outputs_and_removal(method, inversion, scene) -> None:
     torch.testing.assert_close(removed["image_raw"][1:], own["image_raw"].clamp(-1, 1), atol=1e-5, rtol=0)
 
 
+def test_the_random_start_does_not_depend_on_its_batch(generator, scene) -> None:
+    """``ind.init_batch`` only sets how many latents are rendered per call (the README's memory advice): the same
+    latents are drawn and the same one is chosen."""
+    from warpinv.methods.in_n_out.config import InDConfig
+    from warpinv.methods.in_n_out.stages import random_start
+
+    starts = [random_start(generator, scene["occluded"], scene["camera"],
+                           InDConfig(init_samples=7, init_batch=batch, init_metric="mse"), None,
+                           torch.Generator().manual_seed(3)) for batch in (7, 3, 1)]
+    for start in starts[1:]:
+        torch.testing.assert_close(start, starts[0], rtol=1e-5, atol=1e-5)
+
+
 def test_the_method_never_changes_the_generator(generator) -> None:
     before = {k: v.clone() for k, v in generator.state_dict().items()}
     method = build_method("in_n_out", SMALL, generator)
